@@ -1,0 +1,141 @@
+"""One frozen settings object, built from the environment in ``main()`` and passed down.
+
+Nothing reads the environment at import time. ``None`` for an endpoint means
+"the embedded one that ``orderflow up`` starts"; processes that need a concrete
+endpoint call :meth:`Settings.require`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from pipeline.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(message=f"{name}={raw!r} is not an integer") from None
+    if not lo <= value <= hi:
+        raise ConfigError(message=f"{name}={value} is outside {lo}..{hi}")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ConfigError(message=f"{name} must be a {'/'.join(schemes)} URL, got {redact(raw)!r}")
+    return raw.rstrip("/")
+
+
+def redact(url: str) -> str:
+    """A URL with its password replaced, safe to print and log."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    http_host: str = "127.0.0.1"
+    http_port: int = 3000
+    kafka_bootstrap: str | None = None
+    database_url: str | None = None
+    solana_rpc_url: str | None = None
+    venue_url: str | None = None
+    wallet: str | None = None  # path to a keypair JSON file, or the JSON byte array itself
+    data_dir: Path = REPO_ROOT / ".orderflow"
+    ui_dir: Path = REPO_ROOT / "ui"
+    orders_partitions: int = 8
+    status_partitions: int = 8
+    app_id: str = "orderflow"
+    rebalance_timeout_s: int = 3
+    max_in_flight: int = 512
+    confirm_poll_ms: int = 200
+    commitment: str = "confirmed"
+    worker_metrics_port: int = 0  # 0 = no metrics server
+    localnet_rpc_port: int = 8899
+    localnet_venue_port: int = 8090
+    localnet_slot_ms: int = 400
+    localnet_drift_bps: int = 20
+    localnet_seed: int | None = None
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        seed = env.get("ORDERFLOW_LOCALNET_SEED")
+        wallet = env.get("ORDERFLOW_WALLET") or None
+        if wallet is not None and not wallet.lstrip().startswith("["):
+            if not Path(wallet).expanduser().is_file():
+                raise ConfigError(message=f"ORDERFLOW_WALLET: no keypair file at {wallet}")
+        if wallet is not None and wallet.lstrip().startswith("["):
+            try:
+                raw = json.loads(wallet)
+            except ValueError:
+                raise ConfigError(message="ORDERFLOW_WALLET is not a JSON byte array") from None
+            if not (isinstance(raw, list) and len(raw) == 64):
+                raise ConfigError(message="ORDERFLOW_WALLET must hold 64 bytes")
+        commitment = env.get("ORDERFLOW_COMMITMENT", "confirmed")
+        if commitment not in ("processed", "confirmed", "finalized"):
+            raise ConfigError(message=f"ORDERFLOW_COMMITMENT={commitment!r} is not a commitment")
+        return cls(
+            http_host=env.get("ORDERFLOW_HTTP_HOST", "127.0.0.1"),
+            http_port=_int(env, "ORDERFLOW_HTTP_PORT", 3000, 0, 65535),
+            kafka_bootstrap=env.get("ORDERFLOW_KAFKA_BOOTSTRAP") or None,
+            database_url=_url(env, "ORDERFLOW_DATABASE_URL", ("postgresql", "postgres")),
+            solana_rpc_url=_url(env, "ORDERFLOW_SOLANA_RPC_URL", ("http", "https")),
+            venue_url=_url(env, "ORDERFLOW_VENUE_URL", ("http", "https")),
+            wallet=wallet,
+            data_dir=Path(env.get("ORDERFLOW_DATA_DIR", str(REPO_ROOT / ".orderflow"))),
+            ui_dir=Path(env.get("ORDERFLOW_UI_DIR", str(REPO_ROOT / "ui"))),
+            orders_partitions=_int(env, "ORDERFLOW_ORDERS_PARTITIONS", 8, 1, 1024),
+            status_partitions=_int(env, "ORDERFLOW_STATUS_PARTITIONS", 8, 1, 1024),
+            app_id=env.get("ORDERFLOW_APP_ID", "orderflow"),
+            rebalance_timeout_s=_int(env, "ORDERFLOW_REBALANCE_TIMEOUT_S", 3, 1, 600),
+            max_in_flight=_int(env, "ORDERFLOW_MAX_IN_FLIGHT", 512, 1, 100_000),
+            confirm_poll_ms=_int(env, "ORDERFLOW_CONFIRM_POLL_MS", 200, 10, 10_000),
+            commitment=commitment,
+            worker_metrics_port=_int(env, "ORDERFLOW_WORKER_METRICS_PORT", 0, 0, 65535),
+            localnet_rpc_port=_int(env, "ORDERFLOW_LOCALNET_RPC_PORT", 8899, 0, 65535),
+            localnet_venue_port=_int(env, "ORDERFLOW_LOCALNET_VENUE_PORT", 8090, 0, 65535),
+            localnet_slot_ms=_int(env, "ORDERFLOW_LOCALNET_SLOT_MS", 400, 10, 60_000),
+            localnet_drift_bps=_int(env, "ORDERFLOW_LOCALNET_DRIFT_BPS", 20, 0, 5000),
+            localnet_seed=int(seed) if seed else None,
+            log_level=env.get("ORDERFLOW_LOG_LEVEL", "INFO").upper(),
+        )
+
+    def require(self, *names: str) -> Settings:
+        """Fail with a clear message when a process needs an endpoint that is not set."""
+        env_names = {
+            "kafka_bootstrap": "ORDERFLOW_KAFKA_BOOTSTRAP",
+            "database_url": "ORDERFLOW_DATABASE_URL",
+            "solana_rpc_url": "ORDERFLOW_SOLANA_RPC_URL",
+            "venue_url": "ORDERFLOW_VENUE_URL",
+            "wallet": "ORDERFLOW_WALLET",
+        }
+        missing = [env_names[n] for n in names if getattr(self, n) is None]
+        if missing:
+            raise ConfigError(
+                message=f"{', '.join(missing)} must be set for this command "
+                "(or use `orderflow up`, which starts embedded defaults)"
+            )
+        return self
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,90 @@
+"""Every error the engine raises, and whether trying again can help.
+
+    OrderflowError                       (retriable: see subclass)
+    ├── ConfigError                      not retriable: bad settings, refuse to start
+    ├── InvalidTransition                not retriable: a lifecycle edge that does not exist (a bug)
+    ├── PermanentError                   not retriable: the order fails at once
+    │   ├── InvalidOrder                 bad input (HTTP body or Kafka message)
+    │   ├── NoRoute                      no venue can quote the pair / size
+    │   ├── SlippageExceeded             pool moved past the order's tolerance (Jupiter 6001)
+    │   ├── InsufficientFunds            the wallet cannot pay for the swap
+    │   └── TransactionFailed            the transaction landed with an error
+    └── TransientError                   retriable: a later attempt may succeed
+        ├── RpcUnavailable               RPC timeout, 429, 5xx, connection refused
+        ├── VenueUnavailable             venue timeout or 5xx
+        └── TransactionExpired           blockhash expired before the transaction landed
+
+Each class carries a stable ``code`` that is written to status events and the
+database, so dashboards and post-mortems key on codes, not on message text.
+"""
+
+from __future__ import annotations
+
+
+class OrderflowError(Exception):
+    """Base of every engine error."""
+
+    retriable: bool = False
+    default_code: str = "internal_error"
+
+    def __init__(self, code: str | None = None, message: str = "", *, field: str | None = None):
+        self.code = code or self.default_code
+        self.message = message or self.code
+        self.field = field
+        super().__init__(f"{self.code}: {self.message}")
+
+    def as_dict(self) -> dict[str, str]:
+        out = {"code": self.code, "message": self.message}
+        if self.field:
+            out["field"] = self.field
+        return out
+
+
+class ConfigError(OrderflowError):
+    default_code = "config_error"
+
+
+class InvalidTransition(OrderflowError):
+    default_code = "invalid_transition"
+
+
+class PermanentError(OrderflowError):
+    retriable = False
+    default_code = "permanent_error"
+
+
+class InvalidOrder(PermanentError):
+    default_code = "invalid_order"
+
+
+class NoRoute(PermanentError):
+    default_code = "no_route"
+
+
+class SlippageExceeded(PermanentError):
+    default_code = "slippage_exceeded"
+
+
+class InsufficientFunds(PermanentError):
+    default_code = "insufficient_funds"
+
+
+class TransactionFailed(PermanentError):
+    default_code = "transaction_failed"
+
+
+class TransientError(OrderflowError):
+    retriable = True
+    default_code = "transient_error"
+
+
+class RpcUnavailable(TransientError):
+    default_code = "rpc_unavailable"
+
+
+class VenueUnavailable(TransientError):
+    default_code = "venue_unavailable"
+
+
+class TransactionExpired(TransientError):
+    default_code = "transaction_expired"

@@ -1,0 +1,97 @@
+"""Token registry and exact UI <-> base-unit conversion.
+
+Mints are the mainnet addresses; the localnet creates its mints at the same
+addresses so that one registry serves localnet, devnet and mainnet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from pipeline.errors import InvalidOrder
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    symbol: str
+    mint: str
+    decimals: int
+
+
+WSOL_MINT = "So11111111111111111111111111111111111111112"
+
+SOL = Token("SOL", WSOL_MINT, 9)
+USDC = Token("USDC", "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v", 6)
+USDT = Token("USDT", "Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB", 6)
+
+KNOWN_TOKENS: tuple[Token, ...] = (SOL, USDC, USDT)
+_BY_SYMBOL = {t.symbol: t for t in KNOWN_TOKENS}
+_BY_MINT = {t.mint: t for t in KNOWN_TOKENS}
+
+U64_MAX = 2**64 - 1
+
+
+def resolve_token(symbol_or_mint: str, *, field: str = "token") -> Token:
+    """Find a token by symbol (case-insensitive) or by mint address."""
+    if not isinstance(symbol_or_mint, str) or not symbol_or_mint:
+        raise InvalidOrder("unknown_token", f"{field} must be a token symbol or mint", field=field)
+    token = _BY_SYMBOL.get(symbol_or_mint.upper()) or _BY_MINT.get(symbol_or_mint)
+    if token is None:
+        raise InvalidOrder(
+            "unknown_token",
+            f"{field} {symbol_or_mint!r} is not a supported token "
+            f"(supported: {', '.join(sorted(_BY_SYMBOL))})",
+            field=field,
+        )
+    return token
+
+
+def token_by_mint(mint: str) -> Token | None:
+    return _BY_MINT.get(mint)
+
+
+def to_base_units(amount: str, decimals: int, *, field: str = "amount") -> int:
+    """Convert a decimal string in UI units to an integer in base units, exactly.
+
+    Refuses floats, exponents, signs, more fractional digits than the mint has,
+    zero, and anything that does not fit in a u64.
+    """
+    if not isinstance(amount, str):
+        raise InvalidOrder(
+            "invalid_amount", "amount must be a decimal string such as \"1.5\"", field=field
+        )
+    text = amount.strip()
+    if not text or any(c not in "0123456789." for c in text) or text.count(".") > 1:
+        raise InvalidOrder(
+            "invalid_amount", f"amount {amount!r} is not a plain decimal number", field=field
+        )
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise InvalidOrder(
+            "invalid_amount", f"amount {amount!r} is not a decimal number", field=field
+        ) from None
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)
+    if "." in text and len(text.split(".", 1)[1].rstrip("0")) > decimals:
+        raise InvalidOrder(
+            "invalid_amount",
+            f"amount {amount!r} has more than {decimals} decimal places",
+            field=field,
+        )
+    base = int(value.scaleb(decimals))
+    if base <= 0:
+        raise InvalidOrder("invalid_amount", "amount must be greater than zero", field=field)
+    if base > U64_MAX:
+        raise InvalidOrder("invalid_amount", "amount is too large", field=field)
+    return base
+
+
+def to_ui(amount: int, decimals: int) -> str:
+    """Render base units as a UI decimal string without trailing zeros."""
+    sign = "-" if amount < 0 else ""
+    whole, frac = divmod(abs(amount), 10**decimals)
+    if decimals == 0 or frac == 0:
+        return f"{sign}{whole}"
+    return f"{sign}{whole}.{str(frac).rjust(decimals, '0').rstrip('0')}"

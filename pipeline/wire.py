@@ -1,0 +1,268 @@
+"""Frozen wire schemas of the two public topics, separate from the domain types.
+
+``orders`` carries :class:`ExecuteOrder` commands (JSON, ``schemaVersion`` 1,
+contract in ``pipeline/contracts/orders.v1.schema.json``); ``order-status``
+carries :class:`StatusEvent` (``order-status.v1.schema.json``). Amounts are
+JSON integers in base units.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import orjson
+from jsonschema import Draft202012Validator
+
+from pipeline.errors import InvalidOrder
+from pipeline.lifecycle import Order, OrderStatus, Quote, rank
+from pipeline.tokens import resolve_token
+
+ORDERS_SCHEMA_VERSION = 1
+STATUS_SCHEMA_VERSION = 1
+SUPPORTED_ORDER_VERSIONS = frozenset({ORDERS_SCHEMA_VERSION})
+MAX_MESSAGE_BYTES = 16 * 1024
+
+
+@cache
+def contract(name: str) -> dict[str, Any]:
+    text = resources.files("pipeline.contracts").joinpath(name).read_text()
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+@cache
+def _orders_validator() -> Draft202012Validator:
+    return Draft202012Validator(contract("orders.v1.schema.json"))
+
+
+def now_ms() -> int:
+    return int(datetime.now(UTC).timestamp() * 1000)
+
+
+def iso_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+def parse_iso_ms(text: str) -> int:
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecuteOrder:
+    """Command on topic ``orders``: execute one market swap."""
+
+    order_id: str
+    token_in: str  # mint
+    token_out: str  # mint
+    amount_in: int
+    slippage_bps: int
+    submitted_at_ms: int
+    source: str = "kafka"
+    client_ref: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "schemaVersion": ORDERS_SCHEMA_VERSION,
+            "orderId": self.order_id,
+            "type": "market",
+            "tokenIn": self.token_in,
+            "tokenOut": self.token_out,
+            "amountIn": self.amount_in,
+            "slippageBps": self.slippage_bps,
+            "submittedAt": iso_ms(self.submitted_at_ms),
+            "source": self.source,
+        }
+        if self.client_ref is not None:
+            out["clientRef"] = self.client_ref
+        return out
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.to_json())
+
+    def to_order(self) -> Order:
+        return Order(
+            order_id=self.order_id,
+            token_in=self.token_in,
+            token_out=self.token_out,
+            amount_in=self.amount_in,
+            slippage_bps=self.slippage_bps,
+            source=self.source,
+            submitted_at_ms=self.submitted_at_ms,
+        )
+
+
+def _field_of(error: Any) -> str | None:
+    path = list(error.absolute_path)
+    if path:
+        return str(path[0])
+    if error.validator == "required":
+        return str(error.message.split("'")[1])
+    if error.validator == "additionalProperties":
+        return None
+    return None
+
+
+def decode_execute_order(raw: bytes | str, *, record_ts_ms: int | None = None) -> ExecuteOrder:
+    """Validate and decode one ``orders`` message; raise :class:`InvalidOrder` with a precise code."""
+    if isinstance(raw, str):
+        raw = raw.encode()
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise InvalidOrder("message_too_large", f"message is {len(raw)} bytes, max {MAX_MESSAGE_BYTES}")
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidOrder("malformed_json", f"message is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise InvalidOrder("invalid_message", "message must be a JSON object")
+    version = doc.get("schemaVersion")
+    if version not in SUPPORTED_ORDER_VERSIONS or isinstance(version, bool):
+        raise InvalidOrder(
+            "unsupported_schema_version",
+            f"schemaVersion {version!r} is not supported (supported: "
+            f"{sorted(SUPPORTED_ORDER_VERSIONS)})",
+            field="schemaVersion",
+        )
+    errors = sorted(_orders_validator().iter_errors(doc), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        raise InvalidOrder("invalid_message", err.message, field=_field_of(err))
+    token_in = resolve_token(doc["tokenIn"], field="tokenIn")
+    token_out = resolve_token(doc["tokenOut"], field="tokenOut")
+    if token_in == token_out:
+        raise InvalidOrder("same_token", "tokenIn and tokenOut must differ", field="tokenOut")
+    if "submittedAt" in doc:
+        try:
+            submitted = parse_iso_ms(doc["submittedAt"])
+        except ValueError:
+            raise InvalidOrder(
+                "invalid_message", "submittedAt is not an RFC 3339 timestamp", field="submittedAt"
+            ) from None
+    else:
+        submitted = record_ts_ms if record_ts_ms is not None else now_ms()
+    return ExecuteOrder(
+        order_id=doc["orderId"],
+        token_in=token_in.mint,
+        token_out=token_out.mint,
+        amount_in=doc["amountIn"],
+        slippage_bps=doc.get("slippageBps", 50),
+        submitted_at_ms=submitted,
+        source=doc.get("source", "kafka"),
+        client_ref=doc.get("clientRef"),
+    )
+
+
+def quote_to_json(q: Quote) -> dict[str, Any]:
+    return {
+        "venue": q.venue.value,
+        "inAmount": q.in_amount,
+        "outAmount": q.out_amount,
+        "feeAmount": q.fee_amount,
+        "feeMint": q.fee_mint,
+        "priceImpactPct": q.price_impact_pct,
+        "ammKey": q.amm_key,
+        "contextSlot": q.context_slot,
+    }
+
+
+def status_data(order: Order) -> dict[str, Any]:
+    """What is true at this status, and nothing that is not yet."""
+    match order.status:
+        case OrderStatus.ROUTING:
+            return {
+                "quotes": [quote_to_json(q) for q in order.quotes],
+                "quoteErrors": dict(order.quote_errors),
+            }
+        case OrderStatus.BUILDING:
+            assert order.venue is not None
+            return {"venue": order.venue.value, "expectedOut": order.expected_out,
+                    "minOut": order.min_out}
+        case OrderStatus.SUBMITTED:
+            return {"signature": order.signature,
+                    "lastValidBlockHeight": order.last_valid_block_height}
+        case OrderStatus.CONFIRMED:
+            assert order.venue is not None
+            return {"venue": order.venue.value, "signature": order.signature,
+                    "slot": order.slot, "amountIn": order.amount_in_actual,
+                    "amountOut": order.amount_out, "executedPrice": order.executed_price}
+        case OrderStatus.FAILED:
+            return {"code": order.error_code, "message": order.error_message, "retriable": False}
+    return {}
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEvent:
+    """Event on topic ``order-status``: one true status of one order."""
+
+    event_id: str
+    order_id: str
+    status: OrderStatus
+    attempt: int
+    ts_ms: int
+    order: dict[str, Any]
+    data: dict[str, Any]
+
+    @property
+    def rank(self) -> int:
+        return rank(self.status, self.attempt)
+
+    @classmethod
+    def of(cls, order: Order, *, ts_ms: int | None = None, client_ref: str | None = None
+           ) -> StatusEvent:
+        assert order.status is not None
+        summary: dict[str, Any] = {
+            "tokenIn": order.token_in,
+            "tokenOut": order.token_out,
+            "amountIn": order.amount_in,
+            "slippageBps": order.slippage_bps,
+            "source": order.source,
+            "submittedAt": iso_ms(order.submitted_at_ms),
+        }
+        if client_ref is not None:
+            summary["clientRef"] = client_ref
+        return cls(
+            event_id=f"{order.order_id}:{order.attempt}:{order.status.value}",
+            order_id=order.order_id,
+            status=order.status,
+            attempt=order.attempt,
+            ts_ms=ts_ms if ts_ms is not None else now_ms(),
+            order=summary,
+            data=status_data(order),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schemaVersion": STATUS_SCHEMA_VERSION,
+            "eventId": self.event_id,
+            "orderId": self.order_id,
+            "status": self.status.value,
+            "attempt": self.attempt,
+            "ts": iso_ms(self.ts_ms),
+            "order": self.order,
+            "data": self.data,
+        }
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.to_json())
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> StatusEvent:
+        doc = orjson.loads(raw)
+        if doc.get("schemaVersion") != STATUS_SCHEMA_VERSION:
+            raise InvalidOrder("unsupported_schema_version",
+                               f"status schemaVersion {doc.get('schemaVersion')!r}")
+        return cls(
+            event_id=doc["eventId"],
+            order_id=doc["orderId"],
+            status=OrderStatus(doc["status"]),
+            attempt=int(doc["attempt"]),
+            ts_ms=parse_iso_ms(doc["ts"]),
+            order=doc["order"],
+            data=doc["data"],
+        )
