@@ -204,7 +204,8 @@ def apply(order: Order, event: OrderEvent) -> Order:
         case OrderQuoted(quotes=quotes, quote_errors=errors):
             return replace(order, status=target, quotes=quotes, quote_errors=errors)
         case OrderRouted(venue=venue, expected_out=expected, min_out=min_out):
-            return replace(order, status=target, venue=venue, expected_out=expected, min_out=min_out)
+            return replace(order, status=target, venue=venue, expected_out=expected,
+                           min_out=min_out)
         case OrderSubmitted(signature=sig, last_valid_block_height=lvbh):
             return replace(order, status=target, signature=sig, last_valid_block_height=lvbh)
         case OrderConfirmed(signature=sig, slot=slot, amount_in=a_in, amount_out=a_out,

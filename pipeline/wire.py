@@ -110,11 +110,12 @@ def _field_of(error: Any) -> str | None:
 
 
 def decode_execute_order(raw: bytes | str, *, record_ts_ms: int | None = None) -> ExecuteOrder:
-    """Validate and decode one ``orders`` message; raise :class:`InvalidOrder` with a precise code."""
+    """Validate and decode one ``orders`` message; :class:`InvalidOrder` says precisely why not."""
     if isinstance(raw, str):
         raw = raw.encode()
     if len(raw) > MAX_MESSAGE_BYTES:
-        raise InvalidOrder("message_too_large", f"message is {len(raw)} bytes, max {MAX_MESSAGE_BYTES}")
+        raise InvalidOrder("message_too_large",
+                           f"message is {len(raw)} bytes, max {MAX_MESSAGE_BYTES}")
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

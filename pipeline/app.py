@@ -1,0 +1,251 @@
+"""The faust-streaming application: partitioned agents over the public topics.
+
+``execute-orders`` consumes ``orders`` with manual acknowledgement: each order
+runs as its own task (bounded by ``max_in_flight``), so awaiting a confirmation
+never blocks the other orders of its partition, and the order's offset is
+acknowledged only after its terminal status is on the broker. faust commits the
+highest contiguous acknowledged offset, so a crash redelivers unfinished orders.
+
+``persist-status`` (the sink role) batches ``order-status`` events into
+PostgreSQL and acknowledges them only after the transaction commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import aiohttp
+import faust
+import orjson
+from faust.types import EventT, StreamT
+from mode import Service
+from psycopg_pool import AsyncConnectionPool
+
+from orderflow.settings import Settings
+from pipeline import topics
+from pipeline.errors import InvalidOrder
+from pipeline.executor import OrderExecutor
+from pipeline.solana_rpc import ConfirmationWatcher, RpcChain
+from pipeline.venues import JupiterVenues
+from pipeline.wallet import load_keypair
+from pipeline.wire import StatusEvent, decode_execute_order, now_ms
+from sinks.postgres import PostgresStatusStore
+
+log = logging.getLogger(__name__)
+Event = EventT[bytes]
+
+ROLES = frozenset({"executor", "sinks"})
+
+
+def faust_config(settings: Settings) -> dict[str, Any]:
+    assert settings.kafka_bootstrap is not None
+    return {
+        "broker": [f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(",")],
+        "store": "memory://",
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "topic_partitions": settings.orders_partitions,
+        "topic_allow_declare": False,
+        "topic_disable_leader": False,
+        "broker_rebalance_timeout": settings.rebalance_timeout_s,
+        "broker_session_timeout": max(settings.rebalance_timeout_s, 6),
+        "broker_heartbeat_interval": 1.0,
+        "broker_commit_interval": 0.5,
+        "producer_acks": -1,
+        "producer_linger_ms": 1,
+        "consumer_auto_offset_reset": "earliest",
+        "stream_buffer_maxsize": 4096,
+        "web_enabled": False,
+        "table_cleanup_interval": 3600.0,
+    }
+
+
+def _log_task(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("task %s failed", task.get_name(), exc_info=task.exception())
+
+
+class Engine(Service):
+    """Long-lived clients the executor needs, started and stopped with the worker."""
+
+    def __init__(self, app: faust.App, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.app = app
+        self.settings = settings
+        self.status_topic = app.topic(topics.ORDER_STATUS, key_type=bytes, value_type=bytes)
+        self.dead_letters = app.topic(topics.DEAD_LETTERS, key_type=bytes, value_type=bytes)
+        self.slots = asyncio.Semaphore(settings.max_in_flight)
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.executor: OrderExecutor | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._chain: RpcChain | None = None
+        self._watcher: ConfirmationWatcher | None = None
+
+    async def on_start(self) -> None:
+        s = self.settings.require("solana_rpc_url", "venue_url", "wallet")
+        assert s.solana_rpc_url and s.venue_url and s.wallet
+        wallet = load_keypair(s.wallet)
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=256))
+        self._chain = RpcChain(s.solana_rpc_url)
+        self._watcher = ConfirmationWatcher(self._chain, poll_s=s.confirm_poll_ms / 1000,
+                                            commitment=s.commitment)
+        self._watcher.start()
+        self.executor = OrderExecutor(
+            venues=JupiterVenues(s.venue_url, self._session), chain=self._chain,
+            watcher=self._watcher, wallet=wallet, publish=self.publish)
+        log.info("engine started: wallet %s, rpc %s, venue %s", wallet.pubkey(),
+                 s.solana_rpc_url, s.venue_url)
+
+    async def on_stop(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self._watcher is not None:
+            await self._watcher.stop()
+        if self._chain is not None:
+            await self._chain.close()
+        if self._session is not None:
+            await self._session.close()
+
+    async def publish(self, event: StatusEvent, wait: bool) -> None:
+        fut = await self.status_topic.send(key=event.order_id.encode(), value=event.encode())
+        if wait:
+            await fut
+
+    async def dead_letter(self, ev: Event, error: InvalidOrder) -> None:
+        """Keep a bad message with its reason; it is never silently dropped."""
+        msg = ev.message
+        record = {
+            "error": error.as_dict(),
+            "source": {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset},
+            "key": (msg.key or b"").decode(errors="replace"),
+            "value": (msg.value or b"").decode(errors="replace")[:65536],
+            "failedAt": now_ms(),
+        }
+        fut = await self.dead_letters.send(key=msg.key, value=orjson.dumps(record))
+        await fut
+        log.warning("dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset,
+                    error.code)
+
+    async def handle(self, ev: Event) -> None:
+        try:
+            msg = ev.message
+            try:
+                cmd = decode_execute_order(msg.value or b"", record_ts_ms=int(msg.timestamp * 1000))
+            except InvalidOrder as exc:
+                await self.dead_letter(ev, exc)
+            else:
+                assert self.executor is not None
+                await self.executor.execute(cmd)
+            ev.ack()
+        finally:
+            self.slots.release()
+
+
+class StatusSink(Service):
+    """Batches status events into PostgreSQL; acks only what was committed."""
+
+    def __init__(self, settings: Settings, *, max_batch: int = 500, within_s: float = 0.1,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.max_batch = max_batch
+        self.within_s = within_s
+        self.buffer: list[tuple[Event, StatusEvent | None]] = []
+        self.first_at = 0.0
+        self.lock = asyncio.Lock()
+        self.pool: AsyncConnectionPool | None = None
+        self.store: PostgresStatusStore | None = None
+
+    async def on_start(self) -> None:
+        s = self.settings.require("database_url")
+        assert s.database_url
+        self.pool = AsyncConnectionPool(s.database_url, min_size=1, max_size=4, open=False)
+        await self.pool.open()
+        self.store = PostgresStatusStore(self.pool)
+
+    async def on_stop(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
+
+    async def add(self, ev: Event) -> None:
+        try:
+            status: StatusEvent | None = StatusEvent.decode(ev.message.value or b"")
+        except Exception as exc:
+            log.warning("unreadable status event at %s[%d]@%d: %r", ev.message.topic,
+                        ev.message.partition, ev.message.offset, exc)
+            status = None
+        if not self.buffer:
+            self.first_at = time.monotonic()
+        self.buffer.append((ev, status))
+        if len(self.buffer) >= self.max_batch:
+            await self.flush()
+
+    async def flush_if_due(self) -> None:
+        if self.buffer and time.monotonic() - self.first_at >= self.within_s:
+            await self.flush()
+
+    async def flush(self) -> None:
+        async with self.lock:
+            batch, self.buffer = self.buffer, []
+            if not batch:
+                return
+            events = [st for _, st in batch if st is not None]
+            delay = 0.1
+            while True:
+                try:
+                    assert self.store is not None
+                    await self.store.write(events)
+                    break
+                except Exception as exc:
+                    log.warning("status sink write of %d events failed, retrying in %.1fs: %r",
+                                len(events), delay, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+            for ev, _ in batch:
+                ev.ack()
+
+
+def build_app(settings: Settings, roles: Iterable[str] = ROLES) -> faust.App:
+    """Build the faust app for the given roles; nothing here runs until the worker starts."""
+    roles = frozenset(roles)
+    unknown = roles - ROLES
+    if unknown:
+        raise ValueError(f"unknown roles {sorted(unknown)}; choose from {sorted(ROLES)}")
+    app = faust.App(settings.app_id, **faust_config(settings))
+    orders_topic = app.topic(topics.ORDERS, key_type=bytes, value_type=bytes)
+    status_topic = app.topic(topics.ORDER_STATUS, key_type=bytes, value_type=bytes)
+
+    if "executor" in roles:
+        engine = Engine(app, settings)
+        app.service(engine)  # type: ignore[arg-type]
+
+        @app.agent(orders_topic, name="execute-orders")
+        async def execute_orders(stream: StreamT[bytes]) -> None:
+            async for ev in stream.noack().events():  # type: ignore[attr-defined]
+                await engine.slots.acquire()
+                task = asyncio.create_task(engine.handle(ev),
+                                           name=f"order-{ev.message.partition}-{ev.message.offset}")
+                engine.tasks.add(task)
+                task.add_done_callback(engine.tasks.discard)
+                task.add_done_callback(_log_task)
+
+    if "sinks" in roles:
+        sink = StatusSink(settings)
+        app.service(sink)  # type: ignore[arg-type]
+
+        @app.agent(status_topic, name="persist-status")
+        async def persist_status(stream: StreamT[bytes]) -> None:
+            async for ev in stream.noack().events():  # type: ignore[attr-defined]
+                await sink.add(ev)
+
+        @app.timer(interval=0.05, name="flush-status-sink")  # type: ignore[untyped-decorator]
+        async def flush_status_sink() -> None:
+            await sink.flush_if_due()
+
+    return app

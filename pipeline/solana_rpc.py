@@ -1,0 +1,279 @@
+"""The engine's Solana edge: sign, send, watch confirmations, read balances.
+
+Everything goes through solana-py's ``AsyncClient`` over JSON-RPC, so the same
+code path runs against the localnet, devnet and mainnet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from solana.exceptions import SolanaRpcException
+from solana.rpc.async_api import AsyncClient
+from solana.rpc.commitment import Commitment
+from solana.rpc.core import RPCException, RPCNoResultException
+from solana.rpc.models import TxOpts
+from solders.keypair import Keypair
+from solders.message import to_bytes_versioned
+from solders.signature import Signature
+from solders.transaction import VersionedTransaction
+from solders.transaction_status import TransactionConfirmationStatus
+
+from pipeline.errors import (
+    InsufficientFunds,
+    OrderflowError,
+    RpcUnavailable,
+    TransactionExpired,
+    TransactionFailed,
+)
+from pipeline.reconcile import TokenBalance, TxBalances
+
+log = logging.getLogger(__name__)
+
+MAX_STATUS_BATCH = 256
+_LEVEL = {
+    TransactionConfirmationStatus.Processed: 0,
+    TransactionConfirmationStatus.Confirmed: 1,
+    TransactionConfirmationStatus.Finalized: 2,
+}
+_WANTED = {"processed": 0, "confirmed": 1, "finalized": 2}
+
+
+def sign_as(tx_bytes: bytes, signer: Keypair) -> VersionedTransaction:
+    """Fill ``signer``'s slot of a venue-built transaction, keeping the venue's co-signatures."""
+    tx = VersionedTransaction.from_bytes(tx_bytes)
+    message = tx.message
+    n_signers = message.header.num_required_signatures
+    keys = message.account_keys[:n_signers]
+    me = signer.pubkey()
+    if me not in keys:
+        raise TransactionFailed("unexpected_signer",
+                                "the venue's transaction does not name our wallet as a signer")
+    signatures = list(tx.signatures)
+    signatures[keys.index(me)] = signer.sign_message(to_bytes_versioned(message))
+    return VersionedTransaction.populate(message, signatures)
+
+
+@dataclass(frozen=True, slots=True)
+class Landed:
+    slot: int
+    err: str | None
+
+
+class Chain(Protocol):
+    async def send(self, tx: VersionedTransaction) -> str: ...
+
+    async def block_height(self) -> int: ...
+
+    async def statuses(self, signatures: Sequence[str]) -> list[tuple[int, str | None, int] | None]:
+        """Per signature: (slot, error or None, confirmation level 0..2), or None if unknown."""
+        ...
+
+    async def balances(self, signature: str) -> TxBalances: ...
+
+
+def _error_text(exc: RPCException) -> str:
+    arg = exc.args[0] if exc.args else exc
+    message = getattr(arg, "message", None) or str(arg)
+    data = getattr(arg, "data", None)
+    err = getattr(data, "err", None)
+    return f"{message} ({err})" if err is not None else str(message)
+
+
+def classify_send_error(text: str) -> OrderflowError:
+    """Map a sendTransaction error to the engine's error tree."""
+    lowered = text.lower()
+    if "blockhashnotfound" in lowered or "blockhash not found" in lowered:
+        return TransactionExpired(message=text)
+    if ("insufficient" in lowered or "custom(1)" in lowered.replace(" ", "")
+            or "insufficientfundsforfee" in lowered):
+        return InsufficientFunds(message=text)
+    if "custom(6001)" in lowered.replace(" ", "") or "slippage" in lowered:
+        from pipeline.errors import SlippageExceeded
+
+        return SlippageExceeded(message=text)
+    return TransactionFailed(message=text)
+
+
+class RpcChain:
+    """:class:`Chain` over solana-py's ``AsyncClient``."""
+
+    def __init__(self, url: str, *, timeout_s: float = 10.0) -> None:
+        self.url = url
+        self.client = AsyncClient(url, timeout=timeout_s, http2=False)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def send(self, tx: VersionedTransaction) -> str:
+        opts = TxOpts(skip_preflight=False, preflight_commitment=Commitment("processed"),
+                      max_retries=0)
+        try:
+            resp = await self.client.send_raw_transaction(bytes(tx), opts)
+        except RPCException as exc:
+            raise classify_send_error(_error_text(exc)) from None
+        except RPCNoResultException as exc:
+            raise TransactionFailed(message=str(exc)) from None
+        except (TimeoutError, SolanaRpcException, OSError) as exc:
+            raise RpcUnavailable(message=f"sendTransaction: {exc}") from None
+        return str(resp.value)
+
+    async def block_height(self) -> int:
+        try:
+            return (await self.client.get_block_height(Commitment("confirmed"))).value
+        except (TimeoutError, RPCException, SolanaRpcException, OSError) as exc:
+            raise RpcUnavailable(message=f"getBlockHeight: {exc}") from None
+
+    async def statuses(self, signatures: Sequence[str]) -> list[tuple[int, str | None, int] | None]:
+        sigs = [Signature.from_string(s) for s in signatures]
+        try:
+            resp = await self.client.get_signature_statuses(sigs)
+        except (TimeoutError, RPCException, SolanaRpcException, OSError) as exc:
+            raise RpcUnavailable(message=f"getSignatureStatuses: {exc}") from None
+        out: list[tuple[int, str | None, int] | None] = []
+        for st in resp.value:
+            if st is None:
+                out.append(None)
+                continue
+            level = _LEVEL.get(st.confirmation_status, 0) if st.confirmation_status else 2
+            out.append((st.slot, None if st.err is None else str(st.err), level))
+        return out
+
+    async def balances(self, signature: str) -> TxBalances:
+        try:
+            resp = await self.client.get_transaction(
+                Signature.from_string(signature), encoding="base64",
+                commitment=Commitment("confirmed"), max_supported_transaction_version=0)
+        except (TimeoutError, RPCException, SolanaRpcException, OSError) as exc:
+            raise RpcUnavailable(message=f"getTransaction: {exc}") from None
+        if resp.value is None:
+            raise RpcUnavailable(message=f"getTransaction: {signature} not found yet")
+        return balances_of(resp.value)
+
+
+def balances_of(value: Any) -> TxBalances:
+    """Read :class:`TxBalances` from solana-py's typed ``getTransaction`` result."""
+    enc = value.transaction
+    meta = enc.meta
+    tx = enc.transaction
+    if not isinstance(tx, VersionedTransaction):
+        raise TransactionFailed(message="getTransaction returned an unexpected encoding")
+    keys = [str(k) for k in tx.message.account_keys]
+    loaded = getattr(meta, "loaded_addresses", None)
+    if loaded is not None:
+        keys += [str(k) for k in loaded.writable] + [str(k) for k in loaded.readonly]
+
+    def tokens(raw: Any) -> list[TokenBalance]:
+        return [TokenBalance(tb.account_index, str(tb.mint), str(tb.owner or ""),
+                             int(tb.ui_token_amount.amount)) for tb in (raw or [])]
+
+    return TxBalances(
+        account_keys=keys,
+        fee=meta.fee,
+        fee_payer=keys[0],
+        pre_lamports=list(meta.pre_balances),
+        post_lamports=list(meta.post_balances),
+        pre_tokens=tokens(meta.pre_token_balances),
+        post_tokens=tokens(meta.post_token_balances),
+    )
+
+
+class ConfirmationWatcher:
+    """Waits for many signatures with one batched ``getSignatureStatuses`` loop.
+
+    Awaiting a confirmation parks a future here instead of holding a partition:
+    one poll round serves every in-flight order of the process.
+    """
+
+    def __init__(self, chain: Chain, *, poll_s: float, commitment: str,
+                 rpc_outage_s: float = 60.0) -> None:
+        self._chain = chain
+        self._poll_s = poll_s
+        self._wanted = _WANTED[commitment]
+        self._outage_s = rpc_outage_s
+        self._pending: dict[str, tuple[asyncio.Future[Landed], int]] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="confirmation-watcher")
+            self._task.add_done_callback(_log_task_end)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        for fut, _ in self._pending.values():
+            if not fut.done():
+                fut.set_exception(RpcUnavailable(message="worker stopping"))
+        self._pending.clear()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    async def wait(self, signature: str, last_valid_block_height: int) -> Landed:
+        """Resolve when the signature reaches the commitment; raise if it expires unlanded."""
+        existing = self._pending.get(signature)
+        if existing is not None:
+            return await asyncio.shield(existing[0])
+        fut: asyncio.Future[Landed] = asyncio.get_running_loop().create_future()
+        self._pending[signature] = (fut, last_valid_block_height)
+        self._wake.set()
+        try:
+            return await fut
+        finally:
+            self._pending.pop(signature, None)
+
+    async def _run(self) -> None:
+        failing_since: float | None = None
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._pending:
+                self._wake.clear()
+                await self._wake.wait()
+            try:
+                await self._poll_once()
+                failing_since = None
+            except RpcUnavailable as exc:
+                now = loop.time()
+                failing_since = failing_since or now
+                log.warning("confirmation poll failed: %s", exc.message)
+                if now - failing_since > self._outage_s:
+                    for fut, _ in list(self._pending.values()):
+                        if not fut.done():
+                            fut.set_exception(RpcUnavailable(message=exc.message))
+            await asyncio.sleep(self._poll_s)
+
+    async def _poll_once(self) -> None:
+        sigs = [s for s, (fut, _) in self._pending.items() if not fut.done()]
+        if not sigs:
+            return
+        height = await self._chain.block_height()
+        for start in range(0, len(sigs), MAX_STATUS_BATCH):
+            batch = sigs[start:start + MAX_STATUS_BATCH]
+            results = await self._chain.statuses(batch)
+            for sig, result in zip(batch, results, strict=True):
+                entry = self._pending.get(sig)
+                if entry is None or entry[0].done():
+                    continue
+                fut, lvbh = entry
+                if result is None:
+                    if height > lvbh:
+                        fut.set_exception(TransactionExpired(
+                            message=f"{sig} did not land before block height {lvbh}"))
+                    continue
+                slot, err, level = result
+                if err is not None or level >= self._wanted:
+                    fut.set_result(Landed(slot, err))
+
+
+def _log_task_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("task %s failed", task.get_name(), exc_info=task.exception())
