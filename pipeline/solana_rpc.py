@@ -35,11 +35,11 @@ from pipeline.reconcile import TokenBalance, TxBalances
 log = logging.getLogger(__name__)
 
 MAX_STATUS_BATCH = 256
-_LEVEL = {
-    TransactionConfirmationStatus.Processed: 0,
-    TransactionConfirmationStatus.Confirmed: 1,
-    TransactionConfirmationStatus.Finalized: 2,
-}
+_LEVELS = (
+    (TransactionConfirmationStatus.Processed, 0),
+    (TransactionConfirmationStatus.Confirmed, 1),
+    (TransactionConfirmationStatus.Finalized, 2),
+)
 _WANTED = {"processed": 0, "confirmed": 1, "finalized": 2}
 
 
@@ -139,7 +139,7 @@ class RpcChain:
             if st is None:
                 out.append(None)
                 continue
-            level = _LEVEL.get(st.confirmation_status, 0) if st.confirmation_status else 2
+            level = next((lvl for cs, lvl in _LEVELS if cs == st.confirmation_status), 2)
             out.append((st.slot, None if st.err is None else str(st.err), level))
         return out
 
