@@ -1,0 +1,57 @@
+"""``orderflow localnet``: a Solana cluster we run ourselves, and its market, in one process.
+
+The JSON-RPC server (LiteSVM underneath) listens on ``localnet_rpc_port`` and the
+Jupiter-shaped market on ``localnet_venue_port``. They share one :class:`Chain`
+so the market sees every transaction land and settles its books.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+from solders.pubkey import Pubkey
+
+from localnet.chain import Chain
+from localnet.market import Market, build_market_app
+from localnet.rpc import build_rpc_app
+from orderflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def serve(settings: Settings, *, fund: list[str] | None = None) -> None:
+    chain = Chain(slot_ms=settings.localnet_slot_ms)
+    market = Market(chain, seed=settings.localnet_seed, drift_bps=settings.localnet_drift_bps)
+    for owner in fund or []:
+        market.faucet(Pubkey.from_string(owner))
+        log.info("funded %s with SOL, USDC and USDT", owner)
+    runners = []
+    clock = asyncio.create_task(chain.run_clock(), name="localnet-clock")
+    try:
+        for app, port in ((build_rpc_app(chain), settings.localnet_rpc_port),
+                          (build_market_app(market), settings.localnet_venue_port)):
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, settings.http_host, port).start()
+            runners.append(runner)
+        log.info("localnet RPC on http://%s:%d, market on http://%s:%d/swap/v1 (slot %d ms, "
+                 "drift %d bps)", settings.http_host, settings.localnet_rpc_port,
+                 settings.http_host, settings.localnet_venue_port, settings.localnet_slot_ms,
+                 settings.localnet_drift_bps)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        done, _ = await asyncio.wait(
+            [asyncio.create_task(stop.wait(), name="localnet-stop"), clock],
+            return_when=asyncio.FIRST_COMPLETED)
+        if clock in done and clock.exception() is not None:
+            raise clock.exception()  # type: ignore[misc]
+    finally:
+        clock.cancel()
+        for runner in reversed(runners):
+            await runner.cleanup()
+        market.close()
