@@ -1,0 +1,204 @@
+"""The ingress process: HTTP + WebSocket API in front of Kafka, reading state from PostgreSQL.
+
+:func:`build_app` wires routes to injected ports (tests pass doubles);
+:func:`running_ingress` starts the real dependencies in order and stops them in
+reverse; :func:`serve` runs that until SIGTERM/SIGINT or cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiokafka import AIOKafkaProducer
+from psycopg import AsyncConnection
+from psycopg.types.json import set_json_loads
+from psycopg_pool import AsyncConnectionPool
+
+from ingress.health import HealthApi
+from ingress.hub import StatusHub
+from ingress.intake import OrderIntake
+from ingress.kafka_bus import KafkaOrderBus
+from ingress.metrics import IngressMetrics
+from ingress.orders_api import MAX_BODY_BYTES, OrdersApi
+from ingress.pg_store import PostgresOrderStore
+from ingress.ports import OrderBus, OrderStore
+from ingress.responses import error_response
+from ingress.status_feed import StatusFeed
+from ingress.tasks import spawn
+from ingress.ws_api import WebSocketApi
+from orderflow.embedded import create_topics
+from orderflow.settings import Settings
+from pipeline.errors import InvalidOrder, TransientError
+from pipeline.topics import topic_specs
+
+log = logging.getLogger(__name__)
+
+PRODUCER_REQUEST_TIMEOUT_MS = 10_000
+DB_POOL_MAX = 10
+DB_POOL_TIMEOUT_S = 5.0
+DB_OPEN_TIMEOUT_S = 10.0
+SHUTDOWN_TIMEOUT_S = 5.0
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+               415: "unsupported_media_type"}
+
+
+@web.middleware
+async def api_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every /api error has the JSON error shape; nothing a client sends yields a bare 500."""
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except web.HTTPException as exc:
+        if exc.status < 400 or not request.path.startswith("/api/"):
+            raise
+        return error_response(exc.status, _HTTP_CODES.get(exc.status, f"http_{exc.status}"),
+                              exc.reason)
+    except InvalidOrder as exc:
+        return error_response(400, exc.code, exc.message, exc.field)
+    except TransientError as exc:
+        return error_response(503, exc.code, exc.message)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "internal error; see the server log")
+
+
+def build_app(settings: Settings, *, producer: OrderBus, store: OrderStore, hub: StatusHub,
+              metrics: IngressMetrics | None = None) -> web.Application:
+    metrics = metrics if metrics is not None else IngressMetrics()
+    intake = OrderIntake(producer, metrics)
+    orders = OrdersApi(intake, store, metrics)
+    sockets = WebSocketApi(intake, store, hub, metrics)
+    health = HealthApi(settings, producer, store, metrics)
+
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[api_errors])
+    # Literal paths before the {orderId} pattern: the router matches in this order.
+    app.router.add_post("/api/orders/execute", orders.execute)
+    app.router.add_get("/api/orders/execute", sockets.execute)
+    app.router.add_get("/api/orders/ws", sockets.subscribe)
+    app.router.add_get("/api/orders", orders.list_orders)
+    app.router.add_get("/api/orders/{orderId}", orders.get_order)
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/metrics", health.metrics)
+    _add_ui(app, settings)
+    app.cleanup_ctx.append(health.client_session)
+    app.on_shutdown.append(sockets.close_all)
+    return app
+
+
+def _add_ui(app: web.Application, settings: Settings) -> None:
+    index = settings.ui_dir / "index.html"
+
+    async def ui_index(_request: web.Request) -> web.StreamResponse:
+        if not index.is_file():
+            raise web.HTTPNotFound(text="ui/index.html is missing")
+        return web.FileResponse(index)
+
+    app.router.add_get("/", ui_index)
+    if settings.ui_dir.is_dir():
+        app.router.add_static("/ui/", settings.ui_dir)
+
+
+@dataclass(frozen=True, slots=True)
+class RunningIngress:
+    app: web.Application
+    hub: StatusHub
+    metrics: IngressMetrics
+    url: str
+    feed_task: asyncio.Task[None]
+
+
+async def _configure_connection(conn: AsyncConnection[Any]) -> None:
+    set_json_loads(orjson.loads, conn)
+
+
+async def _cancel_and_wait(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+@asynccontextmanager
+async def running_ingress(settings: Settings) -> AsyncIterator[RunningIngress]:
+    """Start producer, read pool, status feed and HTTP site; stop them in reverse order."""
+    settings.require("kafka_bootstrap", "database_url")
+    assert settings.kafka_bootstrap is not None and settings.database_url is not None
+    await create_topics(settings.kafka_bootstrap,
+                        topic_specs(settings.orders_partitions, settings.status_partitions))
+    metrics = IngressMetrics()
+    hub = StatusHub()
+    async with AsyncExitStack() as stack:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+                                    client_id=f"{settings.app_id}-ingress",
+                                    request_timeout_ms=PRODUCER_REQUEST_TIMEOUT_MS)
+        await producer.start()
+        stack.push_async_callback(producer.stop)
+
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            settings.database_url, min_size=1, max_size=DB_POOL_MAX, open=False,
+            timeout=DB_POOL_TIMEOUT_S, kwargs={"autocommit": True},
+            configure=_configure_connection, name="ingress-read")
+        await pool.open(wait=True, timeout=DB_OPEN_TIMEOUT_S)
+        stack.push_async_callback(pool.close)
+
+        feed = StatusFeed(settings.kafka_bootstrap, hub, metrics,
+                          client_id=f"{settings.app_id}-ingress-status")
+        await feed.start()
+        stack.push_async_callback(feed.stop)
+        feed_task = spawn(feed.run(), name="ingress.status-feed")
+        stack.push_async_callback(_cancel_and_wait, feed_task)
+
+        app = build_app(settings, producer=KafkaOrderBus(producer),
+                        store=PostgresOrderStore(pool), hub=hub, metrics=metrics)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                               shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, settings.http_host, settings.http_port)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        url = f"http://{host}:{port}"
+        log.info("ingress listening on %s", url)
+        try:
+            yield RunningIngress(app, hub, metrics, url, feed_task)
+        finally:
+            log.info("ingress stopping")
+
+
+@contextmanager
+def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            pass
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+async def serve(settings: Settings) -> None:
+    """Run ingress until SIGTERM/SIGINT or cancellation; re-raise if the status feed dies."""
+    async with running_ingress(settings) as ingress:
+        stop = asyncio.Event()
+        with _stop_on_signals(stop):
+            stopper = spawn(stop.wait(), name="ingress.stop-signal")
+            try:
+                await asyncio.wait({stopper, ingress.feed_task},
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopper.cancel()
+        if ingress.feed_task.done():
+            ingress.feed_task.result()  # re-raise the feed's failure (the stack still unwinds)
+            raise RuntimeError("the status feed stopped unexpectedly")

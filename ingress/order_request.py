@@ -1,0 +1,82 @@
+"""Turn a client's order JSON into an :class:`ExecuteOrder`, or say exactly which field is wrong.
+
+Clients speak UI units and symbols (``"1.5"`` SOL); the ``orders`` topic speaks
+base units and mints, so the conversion happens here, once, exactly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+
+from pipeline.errors import InvalidOrder
+from pipeline.tokens import resolve_token, to_base_units
+from pipeline.wire import ExecuteOrder
+
+DEFAULT_SLIPPAGE_BPS = 50
+MAX_SLIPPAGE_BPS = 5000
+MAX_CLIENT_REF_CHARS = 128
+REQUIRED_FIELDS = ("tokenIn", "tokenOut", "amount")
+OPTIONAL_FIELDS = ("slippageBps", "clientRef")
+ALLOWED_FIELDS = frozenset(REQUIRED_FIELDS + OPTIONAL_FIELDS)
+
+
+def parse_order_request(body: bytes | str, *, source: str, submitted_at_ms: int) -> ExecuteOrder:
+    """Validate in field order (tokens before amount: the amount's precision depends on tokenIn)."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidOrder("malformed_json", f"body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise InvalidOrder("invalid_body", "body must be a JSON object")
+    return order_from_document(doc, source=source, submitted_at_ms=submitted_at_ms)
+
+
+def order_from_document(doc: dict[str, Any], *, source: str, submitted_at_ms: int
+                        ) -> ExecuteOrder:
+    unknown = sorted(set(doc) - ALLOWED_FIELDS)
+    if unknown:
+        allowed = ", ".join(sorted(ALLOWED_FIELDS))
+        raise InvalidOrder("unknown_field", f"unknown field {unknown[0]!r} (allowed: {allowed})",
+                           field=unknown[0])
+    for name in REQUIRED_FIELDS:
+        if name not in doc:
+            raise InvalidOrder("missing_field", f"{name} is required", field=name)
+    token_in = resolve_token(doc["tokenIn"], field="tokenIn")
+    token_out = resolve_token(doc["tokenOut"], field="tokenOut")
+    if token_in == token_out:
+        raise InvalidOrder("same_token", "tokenIn and tokenOut must differ", field="tokenOut")
+    amount_in = to_base_units(doc["amount"], token_in.decimals, field="amount")
+    return ExecuteOrder(
+        order_id=str(uuid.uuid4()),
+        token_in=token_in.mint,
+        token_out=token_out.mint,
+        amount_in=amount_in,
+        slippage_bps=_slippage(doc.get("slippageBps", DEFAULT_SLIPPAGE_BPS)),
+        submitted_at_ms=submitted_at_ms,
+        source=source,
+        client_ref=_client_ref(doc.get("clientRef")),
+    )
+
+
+def _slippage(value: object) -> int:
+    # bool is an int subclass; `true` is not a slippage.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidOrder("invalid_slippage", "slippageBps must be an integer number of basis "
+                           f"points, 0..{MAX_SLIPPAGE_BPS}", field="slippageBps")
+    if not 0 <= value <= MAX_SLIPPAGE_BPS:
+        raise InvalidOrder("invalid_slippage",
+                           f"slippageBps {value} is outside 0..{MAX_SLIPPAGE_BPS}",
+                           field="slippageBps")
+    return value
+
+
+def _client_ref(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_CLIENT_REF_CHARS:
+        raise InvalidOrder("invalid_client_ref", "clientRef must be a string of at most "
+                           f"{MAX_CLIENT_REF_CHARS} characters", field="clientRef")
+    return value

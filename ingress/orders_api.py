@@ -1,0 +1,95 @@
+"""HTTP routes for orders: submit one (POST), read one, page through all."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from ingress.intake import OrderIntake
+from ingress.metrics import IngressMetrics
+from ingress.order_request import parse_order_request
+from ingress.ports import BrokerUnavailable, OrderStore
+from ingress.records import PageCursor
+from ingress.responses import error_of, error_response, json_response
+from ingress.views import order_detail, order_summary
+from pipeline.errors import InvalidOrder
+from pipeline.wire import MAX_MESSAGE_BYTES, now_ms
+
+MAX_BODY_BYTES = MAX_MESSAGE_BYTES
+DEFAULT_PAGE = 50
+MAX_PAGE = 200
+ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")  # the orders contract's orderId pattern
+
+
+class OrdersApi:
+    def __init__(self, intake: OrderIntake, store: OrderStore, metrics: IngressMetrics) -> None:
+        self._intake = intake
+        self._store = store
+        self._metrics = metrics
+
+    def _reject(self, status: int, code: str, message: str, field: str | None = None
+                ) -> web.Response:
+        self._metrics.orders_rejected.labels(code=code).inc()
+        return error_response(status, code, message, field)
+
+    async def execute(self, request: web.Request) -> web.Response:
+        """``POST /api/orders/execute``: 202 once the broker has acknowledged the order."""
+        if request.content_type != "application/json":
+            return self._reject(415, "unsupported_media_type",
+                                "Content-Type must be application/json")
+        too_large = f"body exceeds {MAX_BODY_BYTES} bytes"
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            return self._reject(413, "payload_too_large", too_large)
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._reject(413, "payload_too_large", too_large)
+        try:
+            order = parse_order_request(body, source="http", submitted_at_ms=now_ms())
+        except InvalidOrder as exc:
+            return self._reject(400, exc.code, exc.message, exc.field)
+        try:
+            await self._intake.accept(order)
+        except BrokerUnavailable as exc:
+            # orderId too: after an ack timeout the broker may still have written the order,
+            # and this is the only way the client can find out (GET /api/orders/{orderId}).
+            return json_response(
+                {"error": {"code": exc.code, "field": None,
+                           "message": f"order not accepted, try again: {exc.message}"},
+                 "orderId": order.order_id},
+                status=503, headers={"Retry-After": "1"})
+        return json_response({"orderId": order.order_id, "status": "pending"}, status=202,
+                             headers={"Location": f"/api/orders/{order.order_id}"})
+
+    async def get_order(self, request: web.Request) -> web.Response:
+        """``GET /api/orders/{orderId}``: the order as persisted, with its event history."""
+        order_id = request.match_info["orderId"]
+        record = await self._store.get_order(order_id) if ORDER_ID.match(order_id) else None
+        if record is None:
+            return error_response(404, "order_not_found", f"no order {order_id!r}", "orderId")
+        events = await self._store.events_for([order_id])
+        return json_response(order_detail(record, events))
+
+    async def list_orders(self, request: web.Request) -> web.Response:
+        """``GET /api/orders?limit=&before=``: newest first, keyset-paged by an opaque cursor."""
+        try:
+            limit = _limit(request.query.get("limit"))
+            raw_before = request.query.get("before")
+            before = PageCursor.decode(raw_before) if raw_before else None
+        except InvalidOrder as exc:
+            return json_response(error_of(exc), status=400)
+        records = await self._store.list_orders(limit + 1, before)
+        page = records[:limit]
+        next_before = page[-1].cursor.encode() if len(records) > limit else None
+        return json_response({"orders": [order_summary(r) for r in page],
+                              "nextBefore": next_before})
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return DEFAULT_PAGE
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE:
+        raise InvalidOrder("invalid_limit", f"limit must be an integer 1..{MAX_PAGE}",
+                           field="limit")
+    return int(raw)

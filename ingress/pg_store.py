@@ -1,0 +1,137 @@
+"""The :class:`OrderStore` over PostgreSQL: reads only; the status sink owns the writes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from ingress.ports import StoreUnavailable
+from ingress.records import OrderRecord, PageCursor, datetime_to_ms
+from pipeline.lifecycle import OrderStatus
+from pipeline.wire import StatusEvent, iso_ms
+
+CHECK_TIMEOUT_S = 2.0
+
+_ORDER_COLUMNS = """order_id, status, attempt, source, token_in, token_out, amount_in,
+    slippage_bps, client_ref, venue, quotes, expected_out, min_out, tx_signature, slot,
+    amount_in_actual, amount_out, executed_price, error_code, error_message, submitted_at,
+    created_at, updated_at"""
+
+# The order summary every status event carries comes from the orders row.
+_EVENTS_SQL = """
+SELECT e.event_id, e.order_id, e.status, e.attempt, e.ts, e.data,
+       o.token_in, o.token_out, o.amount_in, o.slippage_bps, o.source, o.submitted_at,
+       o.client_ref
+FROM order_events e JOIN orders o USING (order_id)
+WHERE e.order_id = ANY(%s)
+ORDER BY e.order_id, e.rank, e.ts
+"""
+
+
+class PostgresOrderStore:
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        self._pool = pool
+
+    @asynccontextmanager
+    async def _cursor(self, *, timeout: float | None = None
+                      ) -> AsyncIterator[psycopg.AsyncCursor[DictRow]]:
+        try:
+            async with self._pool.connection(timeout=timeout) as conn, \
+                    conn.cursor(row_factory=dict_row) as cur:
+                yield cur
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise StoreUnavailable(message=f"database unavailable: {exc}") from exc
+
+    async def get_order(self, order_id: str) -> OrderRecord | None:
+        async with self._cursor() as cur:
+            await cur.execute(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE order_id = %s",
+                              (order_id,))
+            row = await cur.fetchone()
+        return _record(row) if row else None
+
+    async def list_orders(self, limit: int, before: PageCursor | None = None
+                          ) -> list[OrderRecord]:
+        where = ""
+        params: list[object] = [limit]
+        if before is not None:
+            where = "WHERE (submitted_at, order_id) < (%s, %s)"
+            params = [before.submitted_at, before.order_id, limit]
+        sql = (f"SELECT {_ORDER_COLUMNS} FROM orders {where} "
+               "ORDER BY submitted_at DESC, order_id DESC LIMIT %s")
+        async with self._cursor() as cur:
+            await cur.execute(sql, params)
+            rows = await cur.fetchall()
+        return [_record(row) for row in rows]
+
+    async def events_for(self, order_ids: Sequence[str]) -> list[StatusEvent]:
+        if not order_ids:
+            return []
+        async with self._cursor() as cur:
+            await cur.execute(_EVENTS_SQL, (list(order_ids),))
+            rows = await cur.fetchall()
+        return [_event(row) for row in rows]
+
+    async def check(self) -> None:
+        async with self._cursor(timeout=CHECK_TIMEOUT_S) as cur:
+            await cur.execute("SELECT 1")
+
+
+def _int(value: Decimal | int | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _record(row: dict[str, Any]) -> OrderRecord:
+    price = row["executed_price"]
+    return OrderRecord(
+        order_id=row["order_id"],
+        status=row["status"],
+        attempt=row["attempt"],
+        source=row["source"],
+        token_in=row["token_in"],
+        token_out=row["token_out"],
+        amount_in=int(row["amount_in"]),
+        slippage_bps=row["slippage_bps"],
+        submitted_at=row["submitted_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        client_ref=row["client_ref"],
+        venue=row["venue"],
+        quotes=row["quotes"],
+        expected_out=_int(row["expected_out"]),
+        min_out=_int(row["min_out"]),
+        tx_signature=row["tx_signature"],
+        slot=row["slot"],
+        amount_in_actual=_int(row["amount_in_actual"]),
+        amount_out=_int(row["amount_out"]),
+        executed_price=None if price is None else str(price),
+        error_code=row["error_code"],
+        error_message=row["error_message"],
+    )
+
+
+def _event(row: dict[str, Any]) -> StatusEvent:
+    summary: dict[str, Any] = {
+        "tokenIn": row["token_in"],
+        "tokenOut": row["token_out"],
+        "amountIn": int(row["amount_in"]),
+        "slippageBps": row["slippage_bps"],
+        "source": row["source"],
+        "submittedAt": iso_ms(datetime_to_ms(row["submitted_at"])),
+    }
+    if row["client_ref"] is not None:
+        summary["clientRef"] = row["client_ref"]
+    return StatusEvent(
+        event_id=row["event_id"],
+        order_id=row["order_id"],
+        status=OrderStatus(row["status"]),
+        attempt=row["attempt"],
+        ts_ms=datetime_to_ms(row["ts"]),
+        order=summary,
+        data=row["data"],
+    )

@@ -1,0 +1,221 @@
+"""WebSocket routes: follow order status live, or submit an order and follow it to the end.
+
+Client -> server on ``/api/orders/ws``::
+
+    {"action": "subscribe", "orderId": "..."}     {"action": "subscribe", "all": true}
+    {"action": "unsubscribe", "orderId": "..."}   {"action": "unsubscribe", "all": true}
+
+Server -> client: ``{"type": "status", ...StatusEvent}`` per event;
+``{"type": "subscribed", "orderId"|"all", "replayed": n}`` once a subscription's
+backlog has been sent; ``{"type": "unsubscribed", ...}``;
+``{"type": "error", "error": {"code", "message", "field"}}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import weakref
+from collections.abc import Awaitable, Iterator
+from contextlib import contextmanager
+
+import orjson
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from ingress.hub import SlowSubscriber, StatusHub
+from ingress.intake import OrderIntake
+from ingress.metrics import IngressMetrics
+from ingress.order_request import parse_order_request
+from ingress.orders_api import MAX_BODY_BYTES, ORDER_ID
+from ingress.ports import BrokerUnavailable, OrderStore
+from ingress.responses import error_body, error_response
+from ingress.status_stream import StatusStream
+from ingress.tasks import spawn
+from pipeline.errors import InvalidOrder
+from pipeline.wire import now_ms
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 30.0
+FIRST_MESSAGE_TIMEOUT_S = 30.0
+CLOSE_TIMEOUT_S = 5.0
+_connection_ids = itertools.count(1)
+
+
+class WebSocketApi:
+    def __init__(self, intake: OrderIntake, store: OrderStore, hub: StatusHub,
+                 metrics: IngressMetrics) -> None:
+        self._intake = intake
+        self._store = store
+        self._hub = hub
+        self._metrics = metrics
+        self._open: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
+
+    async def close_all(self, _app: web.Application) -> None:
+        """On shutdown: tell every client we are going away instead of dropping the TCP."""
+        await asyncio.gather(*(_close(ws, WSCloseCode.GOING_AWAY, "server shutting down")
+                               for ws in list(self._open)))
+
+    async def subscribe(self, request: web.Request) -> web.StreamResponse:
+        """``GET /api/orders/ws[?orderId=X]``: one order, or all orders without the param."""
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=MAX_BODY_BYTES)
+        if not ws.can_prepare(request).ok:
+            return error_response(426, "upgrade_required", "this route is a WebSocket")
+        await ws.prepare(request)
+        stream = StatusStream(ws, self._hub, self._store, self._metrics)
+        with self._tracked(ws, stream):
+            order_id = request.query.get("orderId")
+            if order_id is not None and not ORDER_ID.match(order_id):
+                await _fail(ws, "invalid_order_id", "orderId is not a valid order id", "orderId")
+                return ws
+            await self._stream(ws, stream, first=(
+                stream.follow_order(order_id) if order_id is not None else stream.follow_all()))
+        return ws
+
+    async def execute(self, request: web.Request) -> web.StreamResponse:
+        """``GET /api/orders/execute`` (upgrade): first message is the order, then its events."""
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=MAX_BODY_BYTES)
+        if not ws.can_prepare(request).ok:
+            return error_response(405, "method_not_allowed",
+                                  "POST an order, or open a WebSocket on this path")
+        await ws.prepare(request)
+        try:
+            msg = await ws.receive(timeout=FIRST_MESSAGE_TIMEOUT_S)
+        except TimeoutError:
+            await _fail(ws, "timeout", "send the order as the first message")
+            return ws
+        if msg.type is not WSMsgType.TEXT:
+            await _fail(ws, "invalid_body", "the first message must be the order as JSON text")
+            return ws
+        try:
+            order = parse_order_request(msg.data, source="ws", submitted_at_ms=now_ms())
+        except InvalidOrder as exc:
+            self._metrics.orders_rejected.labels(code=exc.code).inc()
+            await _fail(ws, exc.code, exc.message, exc.field)
+            return ws
+        stream = StatusStream(ws, self._hub, self._store, self._metrics,
+                              until_terminal_of=order.order_id)
+        with self._tracked(ws, stream):
+            try:
+                await self._intake.accept(order)
+            except BrokerUnavailable as exc:
+                await _fail(ws, exc.code, f"order not accepted, try again: {exc.message}",
+                            close_code=WSCloseCode.TRY_AGAIN_LATER)
+                return ws
+            await stream.send_json({"type": "accepted", "orderId": order.order_id,
+                                    "status": "pending", "order": order.to_json()})
+            await self._stream(ws, stream, controls=False,
+                               first=stream.follow_order(order.order_id, announce=False))
+        return ws
+
+    @contextmanager
+    def _tracked(self, ws: web.WebSocketResponse, stream: StatusStream) -> Iterator[None]:
+        self._open.add(ws)
+        self._metrics.ws_clients.inc()
+        try:
+            yield
+        finally:
+            stream.detach()
+            self._metrics.ws_clients.dec()
+
+    async def _stream(self, ws: web.WebSocketResponse, stream: StatusStream, *,
+                      first: Awaitable[None], controls: bool = True) -> None:
+        """Run the first subscription, then pump live events while reading control messages."""
+        try:
+            await first
+        except SlowSubscriber:
+            await self._drop_slow(ws)
+            return
+        except ConnectionError:
+            return
+        if stream.finished:
+            await _close(ws, WSCloseCode.OK, "order finished")
+            return
+        pump = spawn(self._pump(ws, stream), name=f"ingress.ws-pump-{next(_connection_ids)}")
+        try:
+            async for msg in ws:
+                if msg.type is WSMsgType.TEXT and controls:
+                    await self._control(stream, msg.data)
+        except SlowSubscriber:
+            await self._drop_slow(ws)
+        except ConnectionError:
+            pass
+        finally:
+            pump.cancel()
+            await asyncio.gather(pump, return_exceptions=True)
+
+    async def _pump(self, ws: web.WebSocketResponse, stream: StatusStream) -> None:
+        try:
+            await stream.pump()
+        except SlowSubscriber:
+            await self._drop_slow(ws)
+        except ConnectionError:
+            pass
+        else:
+            await _close(ws, WSCloseCode.OK, "order finished")
+        finally:
+            if not ws.closed:  # an unexpected error: do not leave the client hanging
+                await _close(ws, WSCloseCode.INTERNAL_ERROR, "internal error")
+
+    async def _drop_slow(self, ws: web.WebSocketResponse) -> None:
+        self._metrics.ws_clients_dropped.inc()
+        await _close(ws, WSCloseCode.TRY_AGAIN_LATER, "too slow: events were dropped; reconnect")
+
+    async def _control(self, stream: StatusStream, text: str) -> None:
+        try:
+            action, order_id = _parse_control(text)
+        except InvalidOrder as exc:
+            await stream.send_json({"type": "error", **error_body(exc.code, exc.message,
+                                                                  exc.field)})
+            return
+        match action, order_id:
+            case "subscribe", None:
+                await stream.follow_all()
+            case "subscribe", str():
+                await stream.follow_order(order_id)
+            case "unsubscribe", None:
+                await stream.unfollow_all()
+            case "unsubscribe", str():
+                await stream.unfollow_order(order_id)
+
+
+def _parse_control(text: str) -> tuple[str, str | None]:
+    """``(action, orderId)``; orderId None means all orders."""
+    try:
+        doc = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise InvalidOrder("malformed_json", "message is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise InvalidOrder("invalid_message", "message must be a JSON object")
+    action = doc.get("action")
+    if action not in ("subscribe", "unsubscribe"):
+        raise InvalidOrder("invalid_action", "action must be subscribe or unsubscribe",
+                           field="action")
+    if doc.get("all") is True and "orderId" not in doc:
+        return action, None
+    order_id = doc.get("orderId")
+    if not isinstance(order_id, str) or not ORDER_ID.match(order_id):
+        raise InvalidOrder("invalid_order_id", 'give a valid "orderId" or "all": true',
+                           field="orderId")
+    return action, order_id
+
+
+async def _fail(ws: web.WebSocketResponse, code: str, message: str, field: str | None = None,
+                *, close_code: WSCloseCode = WSCloseCode.POLICY_VIOLATION) -> None:
+    """Send one error message and close: the connection cannot go on."""
+    try:
+        await ws.send_str(orjson.dumps({"type": "error", **error_body(code, message, field)})
+                          .decode())
+    except ConnectionError:
+        pass
+    await _close(ws, close_code, code)
+
+
+async def _close(ws: web.WebSocketResponse, code: WSCloseCode, reason: str) -> None:
+    """Close politely, or abort the transport if the client does not take the close frame."""
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            await ws.close(code=code, message=reason.encode()[:123])
+    except (TimeoutError, ConnectionError):
+        pass
