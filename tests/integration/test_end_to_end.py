@@ -9,6 +9,7 @@ pools' vault changes are ours alone.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -24,15 +25,15 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Commitment
-from solana.rpc.types import TokenAccountOpts
+from solana.rpc.models import TokenAccountOpts
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.signature import Signature
-from tests.helpers import free_port, wait_until
 
 from pipeline.tokens import SOL, USDC, USDT
 from pipeline.wallet import write_keypair
 from pipeline.wire import ExecuteOrder, now_ms
+from tests.helpers import free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -270,3 +271,39 @@ async def test_fifty_concurrent_orders_reconcile_with_the_chain(
     for mint in (SOL.mint, *mints):
         assert vaults_after[mint] - vaults_before[mint] == -expected.get(mint, 0)
     assert {o["venue"] for o in orders} <= {"raydium", "meteora"}
+
+
+async def test_bad_kafka_message_is_dead_lettered_and_the_agent_keeps_going(
+        system: System, http: aiohttp.ClientSession) -> None:
+    from aiokafka import AIOKafkaConsumer
+
+    bad_key = f"bad-{uuid.uuid4()}"
+    good_id = f"good-{uuid.uuid4()}"
+    good = ExecuteOrder(good_id, SOL.mint, USDC.mint, 10_000_000, 100, now_ms(), "kafka")
+    producer = AIOKafkaProducer(bootstrap_servers=system.bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait("orders", b"{not json", key=bad_key.encode())
+        await producer.send_and_wait("orders", good.encode(), key=good_id.encode())
+    finally:
+        await producer.stop()
+    order = await wait_terminal(http, system, good_id)
+    assert order["status"] == "confirmed"
+
+    consumer = AIOKafkaConsumer("orders-dlt", bootstrap_servers=system.bootstrap,
+                                auto_offset_reset="earliest", group_id=None)
+    await consumer.start()
+    found: list[dict[str, Any]] = []
+    try:
+        async def dead_lettered() -> bool:
+            batches = await consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                found.extend(json.loads(r.value) for r in records
+                             if r.key == bad_key.encode())
+            return bool(found)
+        await wait_until(dead_lettered, 30, "the bad message on orders-dlt")
+    finally:
+        await consumer.stop()
+    record = found[0]
+    assert record["error"]["code"] == "malformed_json"
+    assert record["source"]["topic"] == "orders" and record["value"] == "{not json"
