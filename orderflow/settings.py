@@ -66,6 +66,7 @@ class Settings:
     status_partitions: int = 8
     app_id: str = "orderflow"
     rebalance_timeout_s: int = 3
+    session_timeout_s: int = 6  # Tansu's group join waits about half of it
     max_in_flight: int = 512
     confirm_poll_ms: int = 200
     commitment: str = "confirmed"
@@ -108,6 +109,7 @@ class Settings:
             status_partitions=_int(env, "ORDERFLOW_STATUS_PARTITIONS", 8, 1, 1024),
             app_id=env.get("ORDERFLOW_APP_ID", "orderflow"),
             rebalance_timeout_s=_int(env, "ORDERFLOW_REBALANCE_TIMEOUT_S", 3, 1, 600),
+            session_timeout_s=_int(env, "ORDERFLOW_SESSION_TIMEOUT_S", 6, 1, 600),
             max_in_flight=_int(env, "ORDERFLOW_MAX_IN_FLIGHT", 512, 1, 100_000),
             confirm_poll_ms=_int(env, "ORDERFLOW_CONFIRM_POLL_MS", 200, 10, 10_000),
             commitment=commitment,

@@ -71,6 +71,8 @@ def system(broker: str, database_url: str, tmp_path_factory: pytest.TempPathFact
         "ORDERFLOW_LOCALNET_DRIFT_BPS": "0",
         "ORDERFLOW_LOCALNET_SEED": "7",
         "ORDERFLOW_CONFIRM_POLL_MS": "50",
+        "ORDERFLOW_SESSION_TIMEOUT_S": "2",
+        "ORDERFLOW_REBALANCE_TIMEOUT_S": "2",
         "ORDERFLOW_APP_ID": f"orderflow-e2e-{uuid.uuid4().hex[:6]}",
     }
     log_path = data / "up.log"

@@ -1,0 +1,92 @@
+"""Session-wide real infrastructure: a Kafka-compatible broker and a PostgreSQL database.
+
+``broker``        bootstrap ``host:port``: ``ORDERFLOW_TEST_KAFKA_BOOTSTRAP`` if set, else
+                  an embedded Tansu broker on a free port, started once per session.
+``database_url``  DSN of a fresh database ``orderflow_test_<random>`` (dropped at the
+                  end) on the server of ``ORDERFLOW_TEST_DATABASE_URL`` if set, else on
+                  ``postgresql://postgres@127.0.0.1:5432/postgres`` if that answers, else
+                  on an embedded PostgreSQL started for the session.
+
+Both are started lazily: a run of unit tests alone starts nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from orderflow.embedded import EmbeddedProcess, start_broker, start_postgres
+
+log = logging.getLogger("tests.conftest")
+
+LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    configured = os.environ.get("ORDERFLOW_TEST_KAFKA_BOOTSTRAP")
+    if configured:
+        yield configured
+        return
+    proc = start_broker(None, tmp_path_factory.mktemp("tansu"))
+    try:
+        yield proc.url
+    finally:
+        proc.stop()
+
+
+def _answers(dsn: str) -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(dsn, connect_timeout=2) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except psycopg.OperationalError as exc:
+        log.info("no PostgreSQL at %s: %s", dsn, str(exc).strip())
+        return False
+
+
+def _with_database(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An admin DSN (database ``postgres`` or the configured one) of a running server."""
+    configured = os.environ.get("ORDERFLOW_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    if _answers(LOCAL_POSTGRES):
+        yield LOCAL_POSTGRES
+        return
+    proc: EmbeddedProcess
+    proc, dsn = start_postgres(tmp_path_factory.mktemp("postgres"), database="postgres")
+    try:
+        yield dsn
+    finally:
+        proc.stop(30)
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server: str) -> Iterator[str]:
+    import psycopg
+    from psycopg import sql
+
+    name = f"orderflow_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield _with_database(postgres_server, name)
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
