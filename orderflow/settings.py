@@ -68,6 +68,10 @@ class Settings:
     rebalance_timeout_s: int = 3
     session_timeout_s: int = 6  # Tansu's group join waits about half of it
     max_in_flight: int = 512
+    max_attempts: int = 3
+    lease_s: int = 10
+    rebroadcast_ms: int = 2000
+    failpoints: str | None = None  # test-only crash points, see pipeline/failpoints.py
     confirm_poll_ms: int = 200
     commitment: str = "confirmed"
     worker_metrics_port: int = 0  # 0 = no metrics server
@@ -111,6 +115,10 @@ class Settings:
             rebalance_timeout_s=_int(env, "ORDERFLOW_REBALANCE_TIMEOUT_S", 3, 1, 600),
             session_timeout_s=_int(env, "ORDERFLOW_SESSION_TIMEOUT_S", 6, 1, 600),
             max_in_flight=_int(env, "ORDERFLOW_MAX_IN_FLIGHT", 512, 1, 100_000),
+            max_attempts=_int(env, "ORDERFLOW_MAX_ATTEMPTS", 3, 1, 20),
+            lease_s=_int(env, "ORDERFLOW_LEASE_S", 10, 2, 600),
+            rebroadcast_ms=_int(env, "ORDERFLOW_REBROADCAST_MS", 2000, 50, 60_000),
+            failpoints=env.get("ORDERFLOW_FAILPOINTS") or None,
             confirm_poll_ms=_int(env, "ORDERFLOW_CONFIRM_POLL_MS", 200, 10, 10_000),
             commitment=commitment,
             worker_metrics_port=_int(env, "ORDERFLOW_WORKER_METRICS_PORT", 0, 0, 65535),

@@ -20,7 +20,7 @@ async def prepare(settings: Settings, roles: frozenset[str]) -> None:
     assert settings.kafka_bootstrap
     await create_topics(settings.kafka_bootstrap,
                         topics.topic_specs(settings.orders_partitions, settings.status_partitions))
-    if "sinks" in roles:
+    if roles:
         from sinks.migrate import migrate
 
         assert settings.database_url
@@ -31,8 +31,7 @@ def run_worker(settings: Settings, roles: frozenset[str]) -> int:
     needed = ["kafka_bootstrap"]
     if "executor" in roles:
         needed += ["solana_rpc_url", "venue_url", "wallet"]
-    if "sinks" in roles:
-        needed.append("database_url")
+    needed.append("database_url")  # executor: the journal; sinks: the read model
     settings.require(*needed)
     asyncio.run(prepare(settings, roles))
     app = build_app(settings, roles)

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,11 +31,13 @@ from psycopg_pool import AsyncConnectionPool
 from orderflow.settings import Settings
 from pipeline import topics
 from pipeline.errors import InvalidOrder
-from pipeline.executor import OrderExecutor
+from pipeline.executor import ORIGIN, FailedOrder, OrderExecutor, RetryRequest
+from pipeline.failpoints import Failpoints
+from pipeline.journal import Journal
 from pipeline.solana_rpc import ConfirmationWatcher, RpcChain
 from pipeline.venues import JupiterVenues
 from pipeline.wallet import load_keypair
-from pipeline.wire import StatusEvent, decode_execute_order, now_ms
+from pipeline.wire import RetryMessage, StatusEvent, decode_execute_order, now_ms
 from sinks.postgres import PostgresStatusStore
 
 log = logging.getLogger(__name__)
@@ -80,27 +85,37 @@ class Engine(Service):
         self.settings = settings
         self.status_topic = app.topic(topics.ORDER_STATUS, key_type=bytes, value_type=bytes)
         self.dead_letters = app.topic(topics.DEAD_LETTERS, key_type=bytes, value_type=bytes)
+        self.retry_topics = {d: app.topic(topics.retry_topic(d), key_type=bytes,
+                                          value_type=bytes) for d in topics.RETRY_DELAYS_MS}
         self.slots = asyncio.Semaphore(settings.max_in_flight)
         self.tasks: set[asyncio.Task[Any]] = set()
         self.executor: OrderExecutor | None = None
+        self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._session: aiohttp.ClientSession | None = None
         self._chain: RpcChain | None = None
         self._watcher: ConfirmationWatcher | None = None
+        self._pool: AsyncConnectionPool | None = None
 
     async def on_start(self) -> None:
-        s = self.settings.require("solana_rpc_url", "venue_url", "wallet")
-        assert s.solana_rpc_url and s.venue_url and s.wallet
+        s = self.settings.require("solana_rpc_url", "venue_url", "wallet", "database_url")
+        assert s.solana_rpc_url and s.venue_url and s.wallet and s.database_url
         wallet = load_keypair(s.wallet)
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=256))
+        self._pool = AsyncConnectionPool(s.database_url, min_size=2, max_size=16, open=False)
+        await self._pool.open(wait=True, timeout=30)
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
         self._chain = RpcChain(s.solana_rpc_url)
         self._watcher = ConfirmationWatcher(self._chain, poll_s=s.confirm_poll_ms / 1000,
-                                            commitment=s.commitment)
+                                            commitment=s.commitment,
+                                            rebroadcast_s=s.rebroadcast_ms / 1000)
         self._watcher.start()
         self.executor = OrderExecutor(
             venues=JupiterVenues(s.venue_url, self._session), chain=self._chain,
-            watcher=self._watcher, wallet=wallet, publish=self.publish)
-        log.info("engine started: wallet %s, rpc %s, venue %s", wallet.pubkey(),
+            watcher=self._watcher, wallet=wallet, publish=self.publish,
+            journal=Journal(self._pool, self.owner, lease_s=s.lease_s),
+            schedule_retry=self.schedule_retry, dead_letter=self.dead_letter_order,
+            max_attempts=s.max_attempts, failpoints=Failpoints(s.failpoints))
+        self.add_future(self._renew_leases())
+        log.info("engine %s started: wallet %s, rpc %s, venue %s", self.owner, wallet.pubkey(),
                  s.solana_rpc_url, s.venue_url)
 
     async def on_stop(self) -> None:
@@ -113,37 +128,89 @@ class Engine(Service):
             await self._chain.close()
         if self._session is not None:
             await self._session.close()
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def _renew_leases(self) -> None:
+        """Keep the leases of the orders this worker is running (one UPDATE for all)."""
+        interval = self.settings.lease_s / 3
+        while not self.should_stop:
+            await asyncio.sleep(interval)
+            if self.executor is None or not self.executor.owned:
+                continue
+            try:
+                await self.executor.renew_leases()
+            except Exception as exc:
+                log.warning("lease renewal failed: %r", exc)
 
     async def publish(self, event: StatusEvent, wait: bool) -> None:
         fut = await self.status_topic.send(key=event.order_id.encode(), value=event.encode())
         if wait:
             await fut
 
-    async def dead_letter(self, ev: Event, error: InvalidOrder) -> None:
-        """Keep a bad message with its reason; it is never silently dropped."""
+    async def schedule_retry(self, req: RetryRequest) -> None:
+        topic = self.retry_topics[req.delay_ms]
+        msg = RetryMessage(req.command, req.attempt, req.due_ms, req.origin, req.error.as_dict())
+        fut = await topic.send(key=req.command.order_id.encode(), value=msg.encode())
+        await fut
+
+    async def _dead_letter(self, key: bytes | None, record: dict[str, Any]) -> None:
+        fut = await self.dead_letters.send(key=key, value=orjson.dumps(record))
+        await fut
+
+    async def dead_letter_order(self, failed: FailedOrder) -> None:
+        """A failed order's command, with its final error, for post-mortem and replay."""
+        await self._dead_letter(failed.command.order_id.encode(), {
+            "reason": failed.code,
+            "error": {"code": failed.code, "message": failed.message},
+            "attempts": failed.attempts,
+            "order": failed.command.to_json(),
+            "source": ORIGIN.get(),
+            "failedAt": now_ms(),
+        })
+
+    async def dead_letter_message(self, ev: Event, error: InvalidOrder) -> None:
+        """Keep a message we cannot read, with its reason; it is never silently dropped."""
         msg = ev.message
-        record = {
+        await self._dead_letter(msg.key, {
+            "reason": error.code,
             "error": error.as_dict(),
             "source": {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset},
             "key": (msg.key or b"").decode(errors="replace"),
             "value": (msg.value or b"").decode(errors="replace")[:65536],
             "failedAt": now_ms(),
-        }
-        fut = await self.dead_letters.send(key=msg.key, value=orjson.dumps(record))
-        await fut
-        log.warning("dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset,
-                    error.code)
+        })
+        log.warning("dead-lettered %s[%d]@%d: %s %s", msg.topic, msg.partition, msg.offset,
+                    error.code, error.message)
 
-    async def handle(self, ev: Event) -> None:
+    def spawn(self, ev: Event, *, retry: bool) -> asyncio.Task[None]:
+        task = asyncio.create_task(self.handle(ev, retry=retry),
+                                   name=f"{ev.message.topic}-{ev.message.partition}-"
+                                        f"{ev.message.offset}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(_log_task)
+        return task
+
+    async def handle(self, ev: Event, *, retry: bool) -> None:
+        """Execute one message; whatever happens it ends acknowledged with a durable trace."""
+        msg = ev.message
+        ORIGIN.set({"topic": msg.topic, "partition": msg.partition, "offset": msg.offset})
         try:
-            msg = ev.message
             try:
-                cmd = decode_execute_order(msg.value or b"", record_ts_ms=int(msg.timestamp * 1000))
+                if retry:
+                    rm = RetryMessage.decode(msg.value or b"")
+                    cmd, attempt = rm.command, rm.attempt
+                else:
+                    cmd = decode_execute_order(msg.value or b"",
+                                               record_ts_ms=int(msg.timestamp * 1000))
+                    attempt = None
             except InvalidOrder as exc:
-                await self.dead_letter(ev, exc)
+                await self.dead_letter_message(ev, exc)
             else:
                 assert self.executor is not None
-                await self.executor.execute(cmd)
+                outcome = await self.executor.run(cmd, retry_attempt=attempt)
+                log.debug("order %s: %s", cmd.order_id, outcome)
             ev.ack()
         finally:
             self.slots.release()
@@ -231,11 +298,18 @@ def build_app(settings: Settings, roles: Iterable[str] = ROLES) -> faust.App:
         async def execute_orders(stream: StreamT[bytes]) -> None:
             async for ev in stream.noack().events():  # type: ignore[attr-defined]
                 await engine.slots.acquire()
-                task = asyncio.create_task(engine.handle(ev),
-                                           name=f"order-{ev.message.partition}-{ev.message.offset}")
-                engine.tasks.add(task)
-                task.add_done_callback(engine.tasks.discard)
-                task.add_done_callback(_log_task)
+                engine.spawn(ev, retry=False)
+
+        retry_topics = app.topic(*(topics.retry_topic(d) for d in topics.RETRY_DELAYS_MS),
+                                 key_type=bytes, value_type=bytes)
+
+        @app.agent(retry_topics, name="retry-orders")
+        async def retry_orders(stream: StreamT[bytes]) -> None:
+            # Each retry waits for its due time in its own task: a retry never blocks live
+            # orders, and never runs early.
+            async for ev in stream.noack().events():  # type: ignore[attr-defined]
+                await engine.slots.acquire()
+                engine.spawn(ev, retry=True)
 
     if "sinks" in roles:
         sink = StatusSink(settings)

@@ -1,16 +1,23 @@
-"""Runs one order through its lifecycle: route, build, sign, submit, confirm.
+"""Runs one order through its lifecycle: route, build, sign, record, submit, confirm.
 
-Each step publishes a status event only once it is true; every status change
-goes through :func:`pipeline.lifecycle.apply`. Failures end in a ``failed``
-event with a precise code, never in silence.
+Each step publishes a status event only once it is true; every status change goes
+through :func:`pipeline.lifecycle.apply`. Before any transaction is sent, its
+signed bytes are durable in the :class:`~pipeline.journal.Journal`; whoever runs
+the order next (a retry, a redelivery after a crash, another worker) looks those
+signatures up first and never builds a second transaction while one may land.
+
+Transient errors schedule the next attempt on a retry topic (exponential
+back-off); only the last attempt fails the order. Permanent errors fail at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import StrEnum
 
 from solders.keypair import Keypair
 
@@ -18,10 +25,16 @@ from pipeline import routing
 from pipeline.errors import (
     NoRoute,
     OrderflowError,
+    PermanentError,
     SlippageExceeded,
+    TransactionExpired,
     TransactionFailed,
+    TransientError,
 )
+from pipeline.failpoints import Failpoints
+from pipeline.journal import Broadcast, Execution, Journal, LeaseLost
 from pipeline.lifecycle import (
+    AttemptRestarted,
     Order,
     OrderAccepted,
     OrderConfirmed,
@@ -29,6 +42,7 @@ from pipeline.lifecycle import (
     OrderFailed,
     OrderQuoted,
     OrderRouted,
+    OrderStatus,
     OrderSubmitted,
     Quote,
     Venue,
@@ -37,14 +51,47 @@ from pipeline.lifecycle import (
 from pipeline.reconcile import executed_price, fill_of
 from pipeline.solana_rpc import Chain, ConfirmationWatcher, sign_as
 from pipeline.tokens import token_by_mint
+from pipeline.topics import RETRY_DELAYS_MS
 from pipeline.venues import Venues
-from pipeline.wire import ExecuteOrder, StatusEvent
+from pipeline.wire import ExecuteOrder, StatusEvent, now_ms
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[StatusEvent, bool], Awaitable[None]]
 """Publish one status event; the flag asks to wait for the broker's acknowledgement."""
 QuoteErrors = tuple[tuple[str, str], ...]
+
+
+ORIGIN: contextvars.ContextVar[dict[str, object] | None] = contextvars.ContextVar(
+    "origin", default=None)
+"""Where the message being executed came from (topic/partition/offset), for retries."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryRequest:
+    command: ExecuteOrder
+    attempt: int
+    due_ms: int
+    delay_ms: int
+    error: OrderflowError
+    origin: dict[str, object] | None
+
+
+@dataclass(frozen=True, slots=True)
+class FailedOrder:
+    command: ExecuteOrder
+    code: str
+    message: str
+    attempts: int
+
+
+class Outcome(StrEnum):
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+    RETRY_SCHEDULED = "retry_scheduled"
+    DUPLICATE = "duplicate"  # already terminal: never executed twice
+    STALE = "stale"  # a retry message superseded by a later attempt
+    LEASE_LOST = "lease_lost"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +101,17 @@ class StageTimer:
     observe: Callable[[str, float], None] = lambda stage, seconds: None
 
 
+def retry_delay_ms(attempt: int) -> int:
+    """Back-off before attempt ``attempt + 1``: 1 s, 2 s, 4 s, then 4 s."""
+    return RETRY_DELAYS_MS[min(attempt - 1, len(RETRY_DELAYS_MS) - 1)]
+
+
 class OrderExecutor:
     def __init__(self, *, venues: Venues, chain: Chain, watcher: ConfirmationWatcher,
-                 wallet: Keypair, publish: Publish,
+                 wallet: Keypair, publish: Publish, journal: Journal,
+                 schedule_retry: Callable[[RetryRequest], Awaitable[None]],
+                 dead_letter: Callable[[FailedOrder], Awaitable[None]],
+                 max_attempts: int = 3, failpoints: Failpoints | None = None,
                  enabled_venues: tuple[Venue, ...] = (Venue.RAYDIUM, Venue.METEORA),
                  timer: StageTimer | None = None) -> None:
         self._venues = venues
@@ -65,71 +120,236 @@ class OrderExecutor:
         self._wallet = wallet
         self._wallet_pubkey = str(wallet.pubkey())
         self._publish = publish
+        self._journal = journal
+        self._schedule_retry = schedule_retry
+        self._dead_letter = dead_letter
+        self._max_attempts = max_attempts
+        self._failpoints = failpoints or Failpoints(None)
         self._enabled = enabled_venues
         self._timer = timer or StageTimer()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.owned: set[str] = set()
 
-    async def _advance(self, order: Order, event: OrderEvent, cmd: ExecuteOrder) -> Order:
-        order = apply(order, event)
-        assert order.status is not None
-        await self._publish(StatusEvent.of(order, client_ref=cmd.client_ref),
-                            order.status.terminal)
-        return order
+    async def renew_leases(self) -> None:
+        await self._journal.renew(sorted(self.owned))
 
-    async def execute(self, cmd: ExecuteOrder) -> Order:
-        """Drive the order to a terminal status and return it."""
-        order = await self._advance(cmd.to_order(), OrderAccepted(), cmd)
+    # ---- entry point ----
+
+    async def run(self, cmd: ExecuteOrder, *, retry_attempt: int | None = None) -> Outcome:
+        """Take the order from wherever the journal says it is to a terminal status or a
+        scheduled retry. Safe to call any number of times for the same order."""
+        lock = self._locks.setdefault(cmd.order_id, asyncio.Lock())
+        try:
+            async with lock:
+                ex = await self._claim(cmd)
+                if ex.terminal:
+                    log.info("order %s is already %s; not executed again", cmd.order_id,
+                             ex.status)
+                    return Outcome.DUPLICATE
+                if retry_attempt is not None and retry_attempt < ex.attempt:
+                    await self._journal.release(cmd.order_id)
+                    return Outcome.STALE
+                self.owned.add(cmd.order_id)
+                try:
+                    return await self._resume(cmd, ex)
+                except LeaseLost:
+                    log.warning("order %s: lease lost; leaving it to its new owner",
+                                cmd.order_id)
+                    return Outcome.LEASE_LOST
+                finally:
+                    self.owned.discard(cmd.order_id)
+        finally:
+            if not lock.locked():
+                self._locks.pop(cmd.order_id, None)
+
+    async def _claim(self, cmd: ExecuteOrder) -> Execution:
+        """Own the order, waiting while another worker's lease on it is live."""
+        delay = 0.2
+        while True:
+            ex = await self._journal.claim(cmd.order_id, cmd.to_json())
+            if ex is not None:
+                return ex
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    async def _resume(self, cmd: ExecuteOrder, ex: Execution) -> Outcome:
+        base = cmd.to_order()
+        open_ = [b for b in await self._journal.broadcasts(cmd.order_id) if b.outcome is None]
+        if open_:
+            # A transaction may be on its way: follow it, never build another.
+            b = open_[-1]
+            order = replace(base, status=OrderStatus.SUBMITTED, attempt=b.attempt,
+                            venue=Venue(b.venue), expected_out=b.expected_out, min_out=b.min_out,
+                            signature=b.signature,
+                            last_valid_block_height=b.last_valid_block_height)
+            log.info("order %s: resuming with open transaction %s", cmd.order_id, b.signature)
+            return await self._guard(cmd, order, self._confirm(cmd, order, b))
+        if ex.status == "pending" and ex.attempt == 1:
+            order = await self._advance(base, OrderAccepted(), cmd)
+        elif ex.status == "pending":
+            order = replace(base, status=OrderStatus.PENDING, attempt=ex.attempt)
+            due = ex.retry_due_ms or 0
+            wait_s = (due - now_ms()) / 1000
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)  # the back-off itself, not a stand-in for work
+        else:
+            # The worker running this attempt was lost before it sent anything.
+            prior = replace(base, status=OrderStatus(ex.status), attempt=ex.attempt)
+            order = await self._restart(cmd, prior, "worker_lost",
+                                        "the worker running this attempt stopped", now_ms())
+        return await self._guard(cmd, order, self._attempt(cmd, order))
+
+    async def _guard(self, cmd: ExecuteOrder, order: Order,
+                     work: Awaitable[Order]) -> Outcome:
+        """Route every failure: transient → next attempt or final failure; permanent → fail."""
+        try:
+            done = await work
+            return Outcome.CONFIRMED if done.status is OrderStatus.CONFIRMED else Outcome.FAILED
+        except _AttemptEnded as ended:
+            order, exc = ended.order, ended.error
+        except LeaseLost:
+            raise
+        except OrderflowError as exc_:
+            exc = exc_
+        except Exception as exc_:  # a bug must still end the order visibly
+            log.exception("order %s: unexpected error", order.order_id)
+            exc = OrderflowError("internal_error", f"{type(exc_).__name__}: {exc_}")
+        if isinstance(exc, TransientError) and order.attempt < self._max_attempts:
+            delay = retry_delay_ms(order.attempt)
+            due = now_ms() + delay
+            restarted = await self._restart(cmd, order, exc.code, exc.message, due)
+            await self._schedule_retry(RetryRequest(cmd, restarted.attempt, due, delay, exc,
+                                                     ORIGIN.get()))
+            return Outcome.RETRY_SCHEDULED
+        message = exc.message
+        if isinstance(exc, TransientError):
+            message = f"{message} (gave up after {order.attempt} attempts)"
+        await self._fail(cmd, order, exc.code, message)
+        return Outcome.FAILED
+
+    # ---- one attempt ----
+
+    async def _attempt(self, cmd: ExecuteOrder, order: Order) -> Order:
         loop = asyncio.get_running_loop()
         try:
             t0 = loop.time()
+            await self._journal.advance(order.order_id, status="routing", attempt=order.attempt)
             quotes, errors = await self._quote_all(order)
             order = await self._advance(order, OrderQuoted(quotes, errors), cmd)
             if not quotes:
-                raise NoRoute(message="no venue could quote: " + "; ".join(
-                    f"{venue}: {message}" for venue, message in errors))
+                detail = "; ".join(f"{venue}: {message}" for venue, message in errors)
+                if any("unavailable" in m or "timeout" in m for _, m in errors):
+                    from pipeline.errors import VenueUnavailable
+
+                    raise VenueUnavailable(message=f"no venue could quote: {detail}")
+                raise NoRoute(message=f"no venue could quote: {detail}")
             best = routing.choose_best(quotes)
             min_out = routing.min_out(best.out_amount, order.slippage_bps)
             self._check_threshold(best, min_out)
             self._timer.observe("routing", loop.time() - t0)
 
             t0 = loop.time()
+            await self._journal.advance(order.order_id, status="building", attempt=order.attempt)
             order = await self._advance(order, OrderRouted(best.venue, best.out_amount, min_out),
                                         cmd)
             swap = await self._venues.swap_transaction(best, self._wallet_pubkey)
             signed = sign_as(swap.tx_bytes, self._wallet)
+            signature = str(signed.signatures[0])
+            raw = bytes(signed)
+            await self._journal.record_broadcast(
+                order.order_id, attempt=order.attempt, signature=signature, tx=raw,
+                last_valid_block_height=swap.last_valid_block_height, venue=best.venue.value,
+                expected_out=best.out_amount, min_out=min_out)
             self._timer.observe("building", loop.time() - t0)
+            self._failpoints.hit("after_build")
+        except (OrderflowError, Exception) as exc:
+            if isinstance(exc, LeaseLost):
+                raise
+            raise _AttemptEnded(order, _as_error(exc)) from exc
 
-            t0 = loop.time()
-            signature = await self._chain.send(signed)
-            order = await self._advance(
-                order, OrderSubmitted(signature, swap.last_valid_block_height), cmd)
-            self._timer.observe("submit", loop.time() - t0)
+        b = Broadcast(signature, order.attempt, raw, swap.last_valid_block_height,
+                      best.venue.value, best.out_amount, min_out, None)
+        t0 = loop.time()
+        try:
+            await self._chain.send(signed)
+        except PermanentError as exc:
+            # Preflight refused it: it was never forwarded, so it can never land.
+            await self._journal.close_broadcast(signature, "rejected")
+            raise _AttemptEnded(order, exc) from exc
+        except TransactionExpired as exc:
+            await self._journal.close_broadcast(signature, "rejected")
+            raise _AttemptEnded(order, exc) from exc
+        except TransientError:
+            # It may or may not have reached the cluster: follow the signature.
+            log.warning("order %s: send of %s unconfirmed; following the signature",
+                        order.order_id, signature)
+        self._failpoints.hit("after_broadcast")
+        order = await self._advance(
+            order, OrderSubmitted(signature, swap.last_valid_block_height), cmd)
+        self._timer.observe("submit", loop.time() - t0)
+        return await self._confirm(cmd, order, b)
 
-            t0 = loop.time()
-            landed = await self._watcher.wait(signature, swap.last_valid_block_height)
-            if landed.err is not None:
-                if "6001" in landed.err:
-                    raise SlippageExceeded(message=f"transaction {signature} failed: {landed.err}")
-                raise TransactionFailed(message=f"transaction {signature} failed: {landed.err}")
-            balances = await self._chain.balances(signature)
-            fill = fill_of(balances, self._wallet_pubkey, order.token_in, order.token_out)
-            tin, tout = token_by_mint(order.token_in), token_by_mint(order.token_out)
-            assert tin is not None and tout is not None
-            price = executed_price(fill.amount_in, tin.decimals, fill.amount_out, tout.decimals)
-            self._timer.observe("confirm", loop.time() - t0)
-            return await self._advance(
-                order, OrderConfirmed(signature, landed.slot, fill.amount_in, fill.amount_out,
-                                      price), cmd)
+    async def _confirm(self, cmd: ExecuteOrder, order: Order, b: Broadcast) -> Order:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        self._failpoints.hit("while_confirming")
+        try:
+            landed = await self._watcher.wait(b.signature, b.last_valid_block_height, b.tx)
+        except TransactionExpired as exc:
+            await self._journal.close_broadcast(b.signature, "expired")
+            raise _AttemptEnded(order, exc) from exc
         except OrderflowError as exc:
-            return await self._fail(order, exc.code, exc.message, cmd)
-        except Exception as exc:  # a bug must still end the order visibly
-            log.exception("order %s: unexpected error", order.order_id)
-            return await self._fail(order, "internal_error", f"{type(exc).__name__}: {exc}", cmd)
+            raise _AttemptEnded(order, exc) from exc
+        await self._journal.close_broadcast(b.signature, "landed")
+        if landed.err is not None:
+            if "6001" in landed.err:
+                raise SlippageExceeded(message=f"transaction {b.signature} failed: {landed.err}")
+            raise TransactionFailed(message=f"transaction {b.signature} failed: {landed.err}")
+        try:
+            balances = await self._chain.balances(b.signature)
+        except OrderflowError as exc:
+            raise _AttemptEnded(order, exc) from exc
+        fill = fill_of(balances, self._wallet_pubkey, order.token_in, order.token_out)
+        tin, tout = token_by_mint(order.token_in), token_by_mint(order.token_out)
+        assert tin is not None and tout is not None
+        price = executed_price(fill.amount_in, tin.decimals, fill.amount_out, tout.decimals)
+        self._timer.observe("confirm", loop.time() - t0)
+        await self._journal.advance(order.order_id, status="confirmed", attempt=order.attempt,
+                                    terminal=True)
+        return await self._advance(
+            order, OrderConfirmed(b.signature, landed.slot, fill.amount_in, fill.amount_out,
+                                  price), cmd)
 
-    async def _fail(self, order: Order, code: str, message: str, cmd: ExecuteOrder) -> Order:
+    # ---- transitions ----
+
+    async def _advance(self, order: Order, event: OrderEvent, cmd: ExecuteOrder) -> Order:
+        order = apply(order, event)
+        assert order.status is not None
+        await self._publish(StatusEvent.of(order, client_ref=cmd.client_ref),
+                            order.status.terminal or order.status is OrderStatus.PENDING)
+        return order
+
+    async def _restart(self, cmd: ExecuteOrder, order: Order, code: str, message: str,
+                       due_ms: int) -> Order:
+        log.info("order %s: attempt %d ended (%s: %s); next attempt due in %d ms",
+                 order.order_id, order.attempt, code, message, max(0, due_ms - now_ms()))
+        resume_now = due_ms <= now_ms()  # else the retry topic brings it back: let go
+        await self._journal.advance(order.order_id, status="pending", attempt=order.attempt + 1,
+                                    retry_due_ms=due_ms, error=(code, message),
+                                    release=not resume_now)
+        return await self._advance(order, AttemptRestarted(code, message, due_ms), cmd)
+
+    async def _fail(self, cmd: ExecuteOrder, order: Order, code: str, message: str) -> Order:
         if order.status is not None and order.status.terminal:
             return order
+        if order.status is None:
+            order = apply(order, OrderAccepted())
         log.info("order %s failed at %s: %s %s", order.order_id, order.status, code, message)
-        return await self._advance(order, OrderFailed(code, message), cmd)
+        await self._journal.advance(order.order_id, status="failed", attempt=order.attempt,
+                                    error=(code, message), terminal=True)
+        done = await self._advance(order, OrderFailed(code, message), cmd)
+        await self._dead_letter(FailedOrder(cmd, code, message, order.attempt))
+        return done
 
     async def _quote_all(self, order: Order) -> tuple[tuple[Quote, ...], QuoteErrors]:
         """Ask every venue concurrently; a venue that cannot quote is recorded, not fatal."""
@@ -160,4 +380,21 @@ class OrderExecutor:
                 "unsafe_quote",
                 f"{best.venue} quote's otherAmountThreshold {threshold} is below our minOut "
                 f"{min_out}")
+
+
+class _AttemptEnded(Exception):
+    """Carries the order as it stood when an attempt ended, with the reason."""
+
+    def __init__(self, order: Order, error: OrderflowError) -> None:
+        super().__init__(error.message)
+        self.order = order
+        self.error = error
+
+
+def _as_error(exc: BaseException) -> OrderflowError:
+    if isinstance(exc, OrderflowError):
+        return exc
+    log.error("unexpected error during an attempt", exc_info=exc)
+    return OrderflowError("internal_error", f"{type(exc).__name__}: {exc}")
+
 

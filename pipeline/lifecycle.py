@@ -6,8 +6,9 @@ not in :data:`TRANSITIONS` raises :class:`InvalidTransition`.
     pending -> routing -> building -> submitted -> confirmed
         \\________\\__________\\___________\\-------> failed
 
-A new attempt after a transient error re-enters ``routing`` with ``attempt + 1``
-(the retry edges); terminal states have no exits.
+After a transient error the order goes back to ``pending`` with ``attempt + 1``
+(the retry edges: it is truly waiting for its next attempt, and the event records
+the error of the one that ended); terminal states have no exits.
 """
 
 from __future__ import annotations
@@ -40,9 +41,9 @@ class Venue(StrEnum):
 S = OrderStatus
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.PENDING: frozenset({S.ROUTING, S.FAILED}),
-    S.ROUTING: frozenset({S.BUILDING, S.FAILED, S.ROUTING}),
-    S.BUILDING: frozenset({S.SUBMITTED, S.FAILED, S.ROUTING}),
-    S.SUBMITTED: frozenset({S.CONFIRMED, S.FAILED, S.ROUTING}),
+    S.ROUTING: frozenset({S.BUILDING, S.FAILED, S.PENDING}),
+    S.BUILDING: frozenset({S.SUBMITTED, S.FAILED, S.PENDING}),
+    S.SUBMITTED: frozenset({S.CONFIRMED, S.FAILED, S.PENDING}),
     S.CONFIRMED: frozenset(),
     S.FAILED: frozenset(),
 }
@@ -117,10 +118,11 @@ class OrderFailed:
 
 @dataclass(frozen=True, slots=True)
 class AttemptRestarted:
-    """A transient error ended this attempt; routing starts again."""
+    """A transient error (or a lost worker) ended this attempt; the next one is due later."""
 
     code: str
     message: str
+    due_ms: int
 
 
 OrderEvent = (
@@ -160,6 +162,7 @@ class Order:
     executed_price: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    retry_due_ms: int | None = None
 
 
 _TARGET: dict[type, OrderStatus] = {
@@ -169,7 +172,7 @@ _TARGET: dict[type, OrderStatus] = {
     OrderSubmitted: S.SUBMITTED,
     OrderConfirmed: S.CONFIRMED,
     OrderFailed: S.FAILED,
-    AttemptRestarted: S.ROUTING,
+    AttemptRestarted: S.PENDING,
 }
 
 
@@ -188,14 +191,13 @@ def apply(order: Order, event: OrderEvent) -> Order:
     target = target_status(event)
     current = order.status
     restart = isinstance(event, AttemptRestarted)
-    if not can_transition(current, target) or (restart and current is S.PENDING):
+    valid = can_transition(current, target)
+    if target is S.PENDING and current is not None and not restart:
+        valid = False  # only a restart returns an order to pending
+    if not valid:
         raise InvalidTransition(
             message=f"order {order.order_id}: {current or 'new'} -> {target} "
             f"({type(event).__name__}) is not a lifecycle edge"
-        )
-    if target is S.ROUTING and current is S.ROUTING and not restart:
-        raise InvalidTransition(
-            message=f"order {order.order_id}: already routing attempt {order.attempt}"
         )
     replace = dataclasses.replace
     match event:
@@ -214,9 +216,9 @@ def apply(order: Order, event: OrderEvent) -> Order:
                            amount_in_actual=a_in, amount_out=a_out, executed_price=price)
         case OrderFailed(code=code, message=message):
             return replace(order, status=target, error_code=code, error_message=message)
-        case AttemptRestarted(code=code, message=message):
+        case AttemptRestarted(code=code, message=message, due_ms=due):
             return replace(order, status=target, attempt=order.attempt + 1, quotes=(),
                            quote_errors=(), venue=None, expected_out=None, min_out=None,
                            signature=None, last_valid_block_height=None,
-                           error_code=code, error_message=message)
+                           error_code=code, error_message=message, retry_due_ms=due)
     raise InvalidTransition(message=f"unknown event {event!r}")  # pragma: no cover

@@ -67,6 +67,10 @@ class Landed:
 class Chain(Protocol):
     async def send(self, tx: VersionedTransaction) -> str: ...
 
+    async def resend(self, tx_bytes: bytes) -> None:
+        """Rebroadcast the same bytes (no preflight); harmless if it already landed."""
+        ...
+
     async def block_height(self) -> int: ...
 
     async def statuses(self, signatures: Sequence[str]) -> list[tuple[int, str | None, int] | None]:
@@ -121,6 +125,15 @@ class RpcChain:
         except (TimeoutError, SolanaRpcException, OSError) as exc:
             raise RpcUnavailable(message=f"sendTransaction: {exc}") from None
         return str(resp.value)
+
+    async def resend(self, tx_bytes: bytes) -> None:
+        opts = TxOpts(skip_preflight=True, max_retries=0)
+        try:
+            await self.client.send_raw_transaction(tx_bytes, opts)
+        except (RPCException, RPCNoResultException) as exc:
+            log.debug("rebroadcast refused: %s", exc)
+        except (TimeoutError, SolanaRpcException, OSError) as exc:
+            raise RpcUnavailable(message=f"sendTransaction (rebroadcast): {exc}") from None
 
     async def block_height(self) -> int:
         try:
@@ -190,9 +203,11 @@ class ConfirmationWatcher:
     """
 
     def __init__(self, chain: Chain, *, poll_s: float, commitment: str,
-                 rpc_outage_s: float = 60.0) -> None:
+                 rebroadcast_s: float = 2.0, rpc_outage_s: float = 60.0) -> None:
         self._chain = chain
         self._poll_s = poll_s
+        self._rebroadcast_s = rebroadcast_s
+        self._resend: dict[str, tuple[bytes, float]] = {}
         self._wanted = _WANTED[commitment]
         self._outage_s = rpc_outage_s
         self._pending: dict[str, tuple[asyncio.Future[Landed], int]] = {}
@@ -218,18 +233,28 @@ class ConfirmationWatcher:
     def in_flight(self) -> int:
         return len(self._pending)
 
-    async def wait(self, signature: str, last_valid_block_height: int) -> Landed:
-        """Resolve when the signature reaches the commitment; raise if it expires unlanded."""
+    async def wait(self, signature: str, last_valid_block_height: int,
+                   tx_bytes: bytes | None = None) -> Landed:
+        """Resolve when the signature reaches the commitment; raise if it expires unlanded.
+
+        With ``tx_bytes``, the same bytes are rebroadcast every ``rebroadcast_s`` until the
+        signature is seen (we send with ``maxRetries: 0``, as Solana's docs recommend for
+        clients that manage their own retries).
+        """
         existing = self._pending.get(signature)
         if existing is not None:
             return await asyncio.shield(existing[0])
-        fut: asyncio.Future[Landed] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Landed] = loop.create_future()
         self._pending[signature] = (fut, last_valid_block_height)
+        if tx_bytes is not None:
+            self._resend[signature] = (tx_bytes, loop.time())
         self._wake.set()
         try:
             return await fut
         finally:
             self._pending.pop(signature, None)
+            self._resend.pop(signature, None)
 
     async def _run(self) -> None:
         failing_since: float | None = None
@@ -251,10 +276,18 @@ class ConfirmationWatcher:
                             fut.set_exception(RpcUnavailable(message=exc.message))
             await asyncio.sleep(self._poll_s)
 
+    async def _rebroadcast_due(self) -> None:
+        now = asyncio.get_running_loop().time()
+        for sig, (tx, last) in list(self._resend.items()):
+            if now - last >= self._rebroadcast_s:
+                self._resend[sig] = (tx, now)
+                await self._chain.resend(tx)
+
     async def _poll_once(self) -> None:
         sigs = [s for s, (fut, _) in self._pending.items() if not fut.done()]
         if not sigs:
             return
+        await self._rebroadcast_due()
         height = await self._chain.block_height()
         for start in range(0, len(sigs), MAX_STATUS_BATCH):
             batch = sigs[start:start + MAX_STATUS_BATCH]
@@ -269,6 +302,7 @@ class ConfirmationWatcher:
                         fut.set_exception(TransactionExpired(
                             message=f"{sig} did not land before block height {lvbh}"))
                     continue
+                self._resend.pop(sig, None)
                 slot, err, level = result
                 if err is not None or level >= self._wanted:
                     fut.set_result(Landed(slot, err))

@@ -193,7 +193,12 @@ def status_data(order: Order) -> dict[str, Any]:
                     "slot": order.slot, "amountIn": order.amount_in_actual,
                     "amountOut": order.amount_out, "executedPrice": order.executed_price}
         case OrderStatus.FAILED:
-            return {"code": order.error_code, "message": order.error_message, "retriable": False}
+            return {"code": order.error_code, "message": order.error_message, "retriable": False,
+                    "attempts": order.attempt}
+        case OrderStatus.PENDING if order.attempt > 1:
+            return {"retry": {"previousAttempt": order.attempt - 1, "code": order.error_code,
+                              "message": order.error_message,
+                              "dueAt": iso_ms(order.retry_due_ms or 0)}}
     return {}
 
 
@@ -267,3 +272,34 @@ class StatusEvent:
             order=doc["order"],
             data=doc["data"],
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RetryMessage:
+    """Message on an ``orders-retry-<delay>`` topic: run attempt ``attempt`` at ``due_ms``."""
+
+    command: ExecuteOrder
+    attempt: int
+    due_ms: int
+    origin: dict[str, Any] | None
+    error: dict[str, str]
+
+    def encode(self) -> bytes:
+        return orjson.dumps({
+            "schemaVersion": 1, "command": self.command.to_json(), "attempt": self.attempt,
+            "dueAt": iso_ms(self.due_ms), "dueAtMs": self.due_ms, "origin": self.origin,
+            "error": self.error,
+        })
+
+    @classmethod
+    def decode(cls, raw: bytes) -> RetryMessage:
+        try:
+            doc = orjson.loads(raw)
+            command = decode_execute_order(orjson.dumps(doc["command"]))
+            return cls(command, int(doc["attempt"]), int(doc["dueAtMs"]), doc.get("origin"),
+                       dict(doc.get("error") or {}))
+        except InvalidOrder:
+            raise
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise InvalidOrder("invalid_retry_message", f"unreadable retry message: {exc!r}"
+                               ) from None

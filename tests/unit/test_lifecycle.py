@@ -60,9 +60,8 @@ def test_happy_path_carries_what_is_true() -> None:
 @pytest.mark.parametrize(("source", "target"), list(itertools.product(S, S)))
 def test_every_forward_edge(source: OrderStatus, target: OrderStatus) -> None:
     order = at(source)
-    allowed = target in TRANSITIONS[source]
-    if target is S.ROUTING and source is S.ROUTING:
-        allowed = False  # only a restart may re-enter routing
+    allowed = target in TRANSITIONS[source] and target is not S.PENDING
+    # (only a restart returns an order to pending: test_restart_edges)
     if allowed:
         assert apply(order, EVENT_FOR[target]).status is target
     else:
@@ -73,11 +72,13 @@ def test_every_forward_edge(source: OrderStatus, target: OrderStatus) -> None:
 @pytest.mark.parametrize("source", list(S))
 def test_restart_edges(source: OrderStatus) -> None:
     order = at(source)
-    event = AttemptRestarted("rpc_unavailable", "timeout")
+    event = AttemptRestarted("rpc_unavailable", "timeout", 123)
     if source in (S.ROUTING, S.BUILDING, S.SUBMITTED):
         restarted = apply(order, event)
-        assert (restarted.status, restarted.attempt) == (S.ROUTING, 2)
+        assert (restarted.status, restarted.attempt) == (S.PENDING, 2)
         assert restarted.signature is None and restarted.venue is None
+        assert (restarted.error_code, restarted.retry_due_ms) == ("rpc_unavailable", 123)
+        assert apply(restarted, EVENT_FOR[S.ROUTING]).status is S.ROUTING
     else:
         with pytest.raises(InvalidTransition):
             apply(order, event)
@@ -98,6 +99,6 @@ def test_terminal_states_have_no_exits() -> None:
 def test_rank_orders_states_and_attempts() -> None:
     ranks = [rank(s, 1) for s in (S.PENDING, S.ROUTING, S.BUILDING, S.SUBMITTED)]
     assert ranks == sorted(ranks) and len(set(ranks)) == 4
-    assert rank(S.ROUTING, 2) > rank(S.SUBMITTED, 1)
+    assert rank(S.PENDING, 2) > rank(S.SUBMITTED, 1)
     assert rank(S.CONFIRMED, 1) > rank(S.SUBMITTED, 99) and rank(S.FAILED, 1) == rank(
         S.CONFIRMED, 3)

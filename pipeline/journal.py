@@ -1,0 +1,184 @@
+"""The execution journal in PostgreSQL: leases, attempts and broadcast records.
+
+Why PostgreSQL and not a faust table: the record of a signed transaction must be
+durable *before* the transaction is sent and readable by whichever worker owns
+the order next, at once, including during a rebalance. A synchronous write to
+the database gives that read-your-write guarantee; a changelog-backed table
+would only give it after the new owner has replayed the changelog (and Tansu
+reports wrong end offsets after batched writes, which breaks that replay).
+
+Safety does not rest on the lease: :meth:`Journal.record_broadcast` locks the
+order's row and refuses to record a new transaction while any earlier one may
+still land. The lease only keeps two workers from doing the same work twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from pipeline.errors import OrderflowError
+
+
+class LeaseLost(OrderflowError):
+    """Another worker owns the order now; stop touching it (not retriable here)."""
+
+    default_code = "lease_lost"
+
+
+class BroadcastConflict(OrderflowError):
+    """An earlier transaction of this order may still land; a new one must not be sent."""
+
+    default_code = "broadcast_conflict"
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    order_id: str
+    command: dict[str, Any]
+    attempt: int
+    status: str
+    terminal: bool
+    retry_due_ms: int | None
+    error_code: str | None
+    error_message: str | None
+    owner: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    signature: str
+    attempt: int
+    tx: bytes
+    last_valid_block_height: int
+    venue: str
+    expected_out: int
+    min_out: int
+    outcome: str | None
+
+
+def _ms(ts: datetime | None) -> int | None:
+    return None if ts is None else int(ts.timestamp() * 1000)
+
+
+def _execution(row: dict[str, Any]) -> Execution:
+    return Execution(row["order_id"], row["command"], row["attempt"], row["status"],
+                     row["terminal"], _ms(row["retry_due_at"]), row["error_code"],
+                     row["error_message"], row["owner"])
+
+
+class Journal:
+    def __init__(self, pool: AsyncConnectionPool, owner: str, *, lease_s: float = 10.0) -> None:
+        self._pool = pool
+        self.owner = owner
+        self._lease = f"{lease_s} seconds"
+
+    async def claim(self, order_id: str, command: dict[str, Any]) -> Execution | None:
+        """Own the order (creating its row on first sight); ``None`` while another owner's
+        lease is live. A terminal order is returned without taking the lease."""
+        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                "INSERT INTO executions (order_id, command, status) VALUES (%s, %s, 'pending') "
+                "ON CONFLICT (order_id) DO NOTHING", (order_id, Jsonb(command)))
+            await cur.execute(
+                "UPDATE executions SET owner = %s, lease_until = now() + %s::interval "
+                "WHERE order_id = %s AND NOT terminal AND (owner IS NULL OR owner = %s "
+                "OR lease_until < now()) RETURNING *",
+                (self.owner, self._lease, order_id, self.owner))
+            row = await cur.fetchone()
+            if row is not None:
+                return _execution(row)
+            await cur.execute("SELECT * FROM executions WHERE order_id = %s", (order_id,))
+            row = await cur.fetchone()
+            assert row is not None
+            return _execution(row) if row["terminal"] else None
+
+    async def renew(self, order_ids: Sequence[str]) -> None:
+        if not order_ids:
+            return
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "UPDATE executions SET lease_until = now() + %s::interval "
+                "WHERE owner = %s AND order_id = ANY(%s) AND NOT terminal",
+                (self._lease, self.owner, list(order_ids)))
+
+    async def advance(self, order_id: str, *, status: str, attempt: int,
+                      retry_due_ms: int | None = None, error: tuple[str, str] | None = None,
+                      terminal: bool = False, release: bool = False) -> None:
+        """Move the order's journal state; :class:`LeaseLost` if we no longer own it.
+
+        ``release`` (implied by ``terminal``) gives the lease up, e.g. while the order
+        waits on a retry topic.
+        """
+        due = None if retry_due_ms is None else datetime.fromtimestamp(retry_due_ms / 1000, UTC)
+        code, message = error if error else (None, None)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE executions SET status = %s, attempt = %s, retry_due_at = %s, "
+                "error_code = COALESCE(%s, error_code), "
+                "error_message = COALESCE(%s, error_message), terminal = %s, updated_at = now(),"
+                " owner = CASE WHEN %s THEN NULL ELSE owner END "
+                "WHERE order_id = %s AND owner = %s AND NOT terminal",
+                (status, attempt, due, code, message, terminal, terminal or release, order_id,
+                 self.owner))
+            if cur.rowcount != 1:
+                raise LeaseLost(message=f"order {order_id} is no longer ours")
+
+    async def release(self, order_id: str) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "UPDATE executions SET owner = NULL, lease_until = NULL "
+                "WHERE order_id = %s AND owner = %s", (order_id, self.owner))
+
+    async def broadcasts(self, order_id: str) -> list[Broadcast]:
+        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                "SELECT * FROM broadcasts WHERE order_id = %s ORDER BY created_at", (order_id,))
+            return [Broadcast(r["signature"], r["attempt"], bytes(r["tx"]),
+                              r["last_valid_block_height"], r["venue"], int(r["expected_out"]),
+                              int(r["min_out"]), r["outcome"]) for r in await cur.fetchall()]
+
+    async def record_broadcast(self, order_id: str, *, attempt: int, signature: str, tx: bytes,
+                               last_valid_block_height: int, venue: str, expected_out: int,
+                               min_out: int) -> None:
+        """Make a signed transaction durable before it is sent.
+
+        Under the order's row lock: we must own it, and every earlier transaction must be
+        closed (``outcome`` known) — otherwise it might still land and this would be a
+        second swap.
+        """
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "SELECT owner FROM executions WHERE order_id = %s AND NOT terminal FOR UPDATE",
+                (order_id,))
+            row = await cur.fetchone()
+            if row is None or row[0] != self.owner:
+                raise LeaseLost(message=f"order {order_id} is no longer ours")
+            cur = await conn.execute(
+                "SELECT signature FROM broadcasts WHERE order_id = %s AND outcome IS NULL",
+                (order_id,))
+            open_ = await cur.fetchall()
+            if open_:
+                raise BroadcastConflict(
+                    message=f"order {order_id} has an open transaction {open_[0][0]}")
+            await conn.execute(
+                "INSERT INTO broadcasts (signature, order_id, attempt, tx, "
+                "last_valid_block_height, venue, expected_out, min_out) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (signature, order_id, attempt, tx, last_valid_block_height, venue, expected_out,
+                 min_out))
+            await conn.execute(
+                "UPDATE executions SET status = 'submitted', attempt = %s, updated_at = now() "
+                "WHERE order_id = %s", (attempt, order_id))
+
+    async def close_broadcast(self, signature: str, outcome: str) -> None:
+        """Record what became of a transaction: ``landed`` or ``expired`` (provably absent)."""
+        async with self._pool.connection() as conn:
+            await conn.execute("UPDATE broadcasts SET outcome = %s WHERE signature = %s",
+                               (outcome, signature))
