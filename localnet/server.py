@@ -12,7 +12,6 @@ import logging
 import signal
 
 from aiohttp import web
-from solders.pubkey import Pubkey
 
 from localnet.chain import Chain
 from localnet.market import Market, build_market_app
@@ -26,7 +25,7 @@ async def serve(settings: Settings, *, fund: list[str] | None = None) -> None:
     chain = Chain(slot_ms=settings.localnet_slot_ms)
     market = Market(chain, seed=settings.localnet_seed, drift_bps=settings.localnet_drift_bps)
     for owner in fund or []:
-        market.faucet(Pubkey.from_string(owner))
+        market.faucet(owner)
         log.info("funded %s with SOL, USDC and USDT", owner)
     runners = []
     clock = asyncio.create_task(chain.run_clock(), name="localnet-clock")

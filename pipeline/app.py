@@ -95,6 +95,8 @@ class Engine(Service):
         self._chain: RpcChain | None = None
         self._watcher: ConfirmationWatcher | None = None
         self._pool: AsyncConnectionPool | None = None
+        # faust starts agents before app services: messages wait here until we are ready
+        self.ready = asyncio.Event()
 
     async def on_start(self) -> None:
         s = self.settings.require("solana_rpc_url", "venue_url", "wallet", "database_url")
@@ -115,6 +117,7 @@ class Engine(Service):
             schedule_retry=self.schedule_retry, dead_letter=self.dead_letter_order,
             max_attempts=s.max_attempts, failpoints=Failpoints(s.failpoints))
         self.add_future(self._renew_leases())
+        self.ready.set()
         log.info("engine %s started: wallet %s, rpc %s, venue %s", self.owner, wallet.pubkey(),
                  s.solana_rpc_url, s.venue_url)
 
@@ -197,6 +200,7 @@ class Engine(Service):
         msg = ev.message
         ORIGIN.set({"topic": msg.topic, "partition": msg.partition, "offset": msg.offset})
         try:
+            await self.ready.wait()
             try:
                 if retry:
                     rm = RetryMessage.decode(msg.value or b"")

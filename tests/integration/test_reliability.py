@@ -1,0 +1,122 @@
+"""Crashes, duplicates and permanent failures on real parts: no lost order, no double swap.
+
+Two worker processes share one consumer group. One of them SIGKILLs itself at a
+named point (after the transaction is built and recorded, right after it is
+broadcast, while confirming); the group rebalances, the other worker takes the
+orders over, and the killed one is restarted. Every order must reach exactly one
+terminal status, and the chain must show exactly one swap per confirmed order and
+none for failed ones: the wallet's real balances move by exactly the confirmed
+amounts plus the fees of the transactions that landed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from pipeline.tokens import SOL, USDC, USDT
+from pipeline.wire import ExecuteOrder, now_ms
+from sinks.migrate import migrate
+from tests.cluster import Cluster, reconcile
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def cluster(broker: str, database_url: str, tmp_path: Path) -> AsyncIterator[Cluster]:
+    await migrate(database_url)
+    c = Cluster(broker, database_url, tmp_path)
+    await c.start_localnet()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def orders(n: int, tag: str) -> list[ExecuteOrder]:
+    pairs = [(SOL.mint, USDC.mint, 100_000_000), (USDC.mint, SOL.mint, 7_000_000),
+             (SOL.mint, USDT.mint, 50_000_000)]
+    out = []
+    for i in range(n):
+        tin, tout, amount = pairs[i % len(pairs)]
+        out.append(ExecuteOrder(f"{tag}-{i:03d}-{uuid.uuid4().hex[:8]}", tin, tout,
+                                amount + i, 300, now_ms(), "kafka"))
+    return out
+
+
+def assert_one_swap_per_confirmed(ledger: dict[str, object], fees: dict[str, int]) -> None:
+    bcs: dict[str, list[tuple[str, str | None]]] = ledger["broadcasts"]  # type: ignore[assignment]
+    for oid, order in ledger["orders"].items():  # type: ignore[attr-defined]
+        landed = [sig for sig, _ in bcs.get(oid, []) if sig in fees]
+        if order["status"] == "confirmed":
+            assert landed == [order["signature"]], (oid, bcs.get(oid), order)
+        else:
+            assert landed == [], (oid, bcs.get(oid), order)
+
+
+@pytest.mark.parametrize("point", ["after_build", "after_broadcast", "while_confirming"])
+async def test_worker_killed_mid_order_never_loses_or_doubles_a_swap(cluster: Cluster,
+                                                                    point: str) -> None:
+    before = await cluster.balances()
+    cluster.start_worker("w1", ORDERFLOW_FAILPOINTS=f"{point}:3")
+    cluster.start_worker("w2")
+    batch = orders(12, point)
+    await cluster.produce(batch)
+    ids = [o.order_id for o in batch]
+
+    await wait_until(lambda: not cluster.workers["w1"].running(), 90,
+                     f"worker w1 to die at failpoint {point}")
+    assert cluster.workers["w1"].popen.returncode == -9
+    cluster.start_worker("w1")  # back, without the failpoint: the group rebalances again
+    states = await cluster.wait_terminal(ids, 150)
+    assert set(states.values()) == {"confirmed"}, states
+
+    ledger = await cluster.ledger(ids)
+    sigs = [s for bcs in ledger["broadcasts"].values() for s, _ in bcs]
+    fees = await cluster.landed_swaps(sigs)
+    assert_one_swap_per_confirmed(ledger, fees)
+    reconcile(before, await cluster.balances(), ledger, fees)
+    if point == "after_build":
+        # The killed worker's recorded-but-unsent transaction had to expire before a new
+        # one was built: that order needed a second attempt, recorded as such.
+        retried = [oid for oid, o in ledger["orders"].items() if o["attempt"] > 1]
+        assert retried, ledger["orders"]
+        for oid in retried:
+            statuses = [(s, a) for s, a, _ in ledger["events"][oid]]
+            assert ("pending", 2) in statuses, statuses
+            assert [s for s, _ in ledger["broadcasts"][oid]][-1] == ledger["orders"][oid][
+                "signature"]
+
+
+async def test_same_order_id_produced_twice_executes_once(cluster: Cluster) -> None:
+    before = await cluster.balances()
+    cluster.start_worker("w1")
+    batch = orders(3, "dup")
+    await cluster.produce(batch + batch)  # every orderId twice
+    ids = [o.order_id for o in batch]
+    states = await cluster.wait_terminal(ids, 60)
+    assert set(states.values()) == {"confirmed"}
+    await cluster.produce(batch[:1])  # and once more after it finished
+    ledger = await cluster.ledger(ids)
+    fees = await cluster.landed_swaps([s for b in ledger["broadcasts"].values() for s, _ in b])
+    assert all(len(b) == 1 for b in ledger["broadcasts"].values()), ledger["broadcasts"]
+    assert_one_swap_per_confirmed(ledger, fees)
+    reconcile(before, await cluster.balances(), ledger, fees)
+
+
+async def test_permanent_failure_fails_at_once_with_a_precise_code(cluster: Cluster) -> None:
+    cluster.start_worker("w1")
+    too_big = ExecuteOrder(f"broke-{uuid.uuid4().hex[:8]}", SOL.mint, USDC.mint,
+                           1_000 * 10**9, 300, now_ms(), "kafka")  # the wallet has 100 SOL
+    await cluster.produce([too_big])
+    states = await cluster.wait_terminal([too_big.order_id], 60)
+    assert states[too_big.order_id] == "failed"
+    ledger = await cluster.ledger([too_big.order_id])
+    order = ledger["orders"][too_big.order_id]
+    assert order["error"] == "insufficient_funds" and order["attempt"] == 1, order
+    assert [s for s, _, _ in ledger["events"][too_big.order_id]] == [
+        "pending", "routing", "building", "failed"]
