@@ -238,7 +238,8 @@ class StatusSink(Service):
     async def on_start(self) -> None:
         s = self.settings.require("database_url")
         assert s.database_url
-        self.pool = AsyncConnectionPool(s.database_url, min_size=1, max_size=4, open=False)
+        self.pool = AsyncConnectionPool(s.database_url, min_size=1, max_size=4, open=False,
+                                        timeout=5.0)
         await self.pool.open()
         self.store = PostgresStatusStore(self.pool)
 
@@ -290,7 +291,10 @@ def build_app(settings: Settings, roles: Iterable[str] = ROLES) -> faust.App:
     unknown = roles - ROLES
     if unknown:
         raise ValueError(f"unknown roles {sorted(unknown)}; choose from {sorted(ROLES)}")
-    app = faust.App(settings.app_id, **faust_config(settings))
+    # Workers with different roles subscribe to different topics, so each role set is its
+    # own consumer group; workers running all roles share the plain app id.
+    app_id = settings.app_id if roles == ROLES else f"{settings.app_id}-{'-'.join(sorted(roles))}"
+    app = faust.App(app_id, **faust_config(settings))
     orders_topic = app.topic(topics.ORDERS, key_type=bytes, value_type=bytes)
     status_topic = app.topic(topics.ORDER_STATUS, key_type=bytes, value_type=bytes)
 

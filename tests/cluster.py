@@ -97,8 +97,8 @@ class Cluster:
     def localnet_log(self) -> str:
         return self.localnet.log_tail(60) if self.localnet else ""
 
-    def start_worker(self, name: str, **env: str) -> EmbeddedProcess:
-        proc = spawn_child(name, [sys.executable, "-m", "orderflow.cli", "worker"],
+    def start_worker(self, name: str, *args: str, **env: str) -> EmbeddedProcess:
+        proc = spawn_child(name, [sys.executable, "-m", "orderflow.cli", "worker", *args],
                            self.env(**env), self.data / "logs")
         self.workers[name] = proc
         return proc

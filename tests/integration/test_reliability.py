@@ -14,14 +14,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
 
 from pipeline.tokens import SOL, USDC, USDT
 from pipeline.wire import ExecuteOrder, now_ms
 from sinks.migrate import migrate
 from tests.cluster import Cluster, reconcile
-from tests.helpers import wait_until
+from tests.helpers import TcpProxy, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -120,3 +122,46 @@ async def test_permanent_failure_fails_at_once_with_a_precise_code(cluster: Clus
     assert order["error"] == "insufficient_funds" and order["attempt"] == 1, order
     assert [s for s, _, _ in ledger["events"][too_big.order_id]] == [
         "pending", "routing", "building", "failed"]
+
+
+async def test_sink_rides_out_a_database_outage_without_losing_or_duplicating(
+        cluster: Cluster, database_url: str) -> None:
+    target = urlsplit(database_url)
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5432)
+    await proxy.start()
+    via_proxy = urlunsplit(target._replace(
+        netloc=f"{target.username}@127.0.0.1:{proxy.port}"))
+    cluster.start_worker("executor", "--role", "executor")
+    sinks = cluster.start_worker("sinks", "--role", "sinks", ORDERFLOW_DATABASE_URL=via_proxy)
+    warmup = orders(1, "pgwarm")
+    batch = orders(9, "pgdown")
+    ids = [o.order_id for o in batch]
+
+    async def journal_terminal() -> bool:
+        async with await psycopg.AsyncConnection.connect(database_url) as conn:
+            cur = await conn.execute(
+                "SELECT count(*) FROM executions WHERE order_id = ANY(%s) AND terminal", (ids,))
+            row = await cur.fetchone()
+            return row is not None and row[0] == len(ids)
+
+    await cluster.produce(warmup)
+    await cluster.wait_terminal([warmup[0].order_id], 60)  # the sink is up and writing
+    await proxy.cut()  # now its database is gone while the orders execute
+    await cluster.produce(batch)
+    await wait_until(journal_terminal, 90, "every order to finish executing")
+    await wait_until(lambda: "status sink write" in sinks.log_tail(200), 30,
+                     "the sink to notice the outage and back off")
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        cur = await conn.execute("SELECT count(*) FROM order_events WHERE order_id = ANY(%s)",
+                                 (ids,))
+        row = await cur.fetchone()
+        assert row is not None and row[0] == 0  # nothing of the batch got through the cut
+    await proxy.restore()
+
+    states = await cluster.wait_terminal(ids, 60)
+    assert set(states.values()) == {"confirmed"}
+    ledger = await cluster.ledger(ids)
+    for oid in ids:
+        assert [s for s, _, _ in ledger["events"][oid]] == [
+            "pending", "routing", "building", "submitted", "confirmed"], ledger["events"][oid]
+    await proxy.cut()
