@@ -275,17 +275,26 @@ async def test_fifty_concurrent_orders_reconcile_with_the_chain(
     assert {o["venue"] for o in orders} <= {"raydium", "meteora"}
 
 
-async def test_bad_kafka_message_is_dead_lettered_and_the_agent_keeps_going(
+async def test_bad_kafka_messages_are_dead_lettered_and_the_agent_keeps_going(
         system: System, http: aiohttp.ClientSession) -> None:
     from aiokafka import AIOKafkaConsumer
 
-    bad_key = f"bad-{uuid.uuid4()}"
-    good_id = f"good-{uuid.uuid4()}"
+    tag = uuid.uuid4().hex[:8]
+    good_id = f"good-{tag}"
     good = ExecuteOrder(good_id, SOL.mint, USDC.mint, 10_000_000, 100, now_ms(), "kafka")
+    valid = good.to_json()
+    bad = {
+        f"notjson-{tag}": (b"{not json", "malformed_json"),
+        f"version-{tag}": (json.dumps({**valid, "orderId": f"v-{tag}-x", "schemaVersion": 9}
+                                      ).encode(), "unsupported_schema_version"),
+        f"missing-{tag}": (json.dumps({k: v for k, v in valid.items() if k != "amountIn"}
+                                      ).encode(), "invalid_message"),
+    }
     producer = AIOKafkaProducer(bootstrap_servers=system.bootstrap, acks="all")
     await producer.start()
     try:
-        await producer.send_and_wait("orders", b"{not json", key=bad_key.encode())
+        for key, (value, _) in bad.items():
+            await producer.send_and_wait("orders", value, key=key.encode())
         await producer.send_and_wait("orders", good.encode(), key=good_id.encode())
     finally:
         await producer.stop()
@@ -295,17 +304,21 @@ async def test_bad_kafka_message_is_dead_lettered_and_the_agent_keeps_going(
     consumer = AIOKafkaConsumer("orders-dlt", bootstrap_servers=system.bootstrap,
                                 auto_offset_reset="earliest", group_id=None)
     await consumer.start()
-    found: list[dict[str, Any]] = []
+    found: dict[str, dict[str, Any]] = {}
     try:
         async def dead_lettered() -> bool:
             batches = await consumer.getmany(timeout_ms=200)
             for records in batches.values():
-                found.extend(json.loads(r.value) for r in records
-                             if r.key == bad_key.encode())
-            return bool(found)
-        await wait_until(dead_lettered, 30, "the bad message on orders-dlt")
+                for r in records:
+                    key = (r.key or b"").decode()
+                    if key in bad:
+                        found[key] = json.loads(r.value)
+            return len(found) == len(bad)
+        await wait_until(dead_lettered, 30, "the bad messages on orders-dlt")
     finally:
         await consumer.stop()
-    record = found[0]
-    assert record["error"]["code"] == "malformed_json"
-    assert record["source"]["topic"] == "orders" and record["value"] == "{not json"
+    for key, (value, code) in bad.items():
+        record = found[key]
+        assert record["error"]["code"] == code, record
+        assert record["source"]["topic"] == "orders"
+        assert record["value"] == value.decode()
