@@ -78,6 +78,8 @@ FINALIZATION_DEPTH = 32
 MIN_HISTORY_SLOTS = MAX_PROCESSING_AGE + 2
 """Records younger than this are never evicted: they are what makes dedup safe."""
 LAMPORTS_PER_SIGNATURE = 5000
+CLOCK_RESYNC_S = 2.0
+"""A clock stalled longer than this restarts its schedule instead of catching up."""
 U64_MAX = 2**64 - 1
 TOKEN_ACCOUNT_LEN = 165
 MINT_LEN = 82
@@ -554,6 +556,7 @@ class Chain:
         self._slot_listeners: list[SlotListener] = []
         self._tx_count = 0
         self._faucet_nonce = 0
+        self._clock_changed: asyncio.Event | None = None
         self._set_clock()
         self._issue_blockhash(svm.latest_blockhash())
         self.genesis_hash: Hash = svm.latest_blockhash()
@@ -641,19 +644,51 @@ class Chain:
             else:
                 break
 
-    async def run_clock(self) -> None:
-        """Tick every ``slot_ms`` until cancelled, on a fixed schedule (no drift)."""
-        period = self.slot_ms / 1000
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + period
-        while True:
-            delay = deadline - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+    def advance(self, slots: int) -> None:
+        """Tick ``slots`` slots at once (e.g. to expire every blockhash issued so far)."""
+        for _ in range(slots):
             self.tick()
-            deadline += period
-            if loop.time() - deadline > 10 * period:  # stalled (debugger, suspend): resync
-                deadline = loop.time() + period
+
+    def set_slot_ms(self, slot_ms: int) -> None:
+        """Change the slot time; a running :meth:`run_clock` switches to it at once."""
+        if slot_ms <= 0:
+            raise ValueError("slot_ms must be positive")
+        self.slot_ms = slot_ms
+        if self._clock_changed is not None:
+            self._clock_changed.set()
+
+    async def run_clock(self) -> None:
+        """Tick every ``slot_ms`` until cancelled, on a fixed schedule (no drift).
+
+        A late tick (the event loop was busy) is caught up at once, so block height
+        follows wall time even at 20 ms slots; after a stall longer than
+        ``CLOCK_RESYNC_S`` (debugger, suspend) the schedule restarts from now instead.
+        Cost: about 0.1 ms of CPU a tick, i.e. ~1% of a core at 20 ms slots.
+        """
+        loop = asyncio.get_running_loop()
+        changed = self._clock_changed = asyncio.Event()
+        try:
+            deadline = loop.time() + self.slot_ms / 1000
+            while True:
+                delay = deadline - loop.time()
+                if delay > 0:
+                    try:
+                        async with asyncio.timeout(delay):
+                            await changed.wait()
+                    except TimeoutError:
+                        pass
+                    else:  # the slot time changed: the next slot is one new period away
+                        changed.clear()
+                        deadline = loop.time() + self.slot_ms / 1000
+                        continue
+                self.tick()
+                period = self.slot_ms / 1000
+                deadline += period
+                if loop.time() - deadline > max(10 * period, CLOCK_RESYNC_S):
+                    deadline = loop.time() + period  # stalled: resync rather than burst
+        finally:
+            if self._clock_changed is changed:
+                self._clock_changed = None
 
     def commitment_slot(self, commitment: str = "processed") -> int:
         """Slot of the bank a commitment level reads: latest, one behind, or 32 behind."""

@@ -20,6 +20,9 @@ Semantics worth knowing:
 
 Not supported: ``jsonParsed`` for transactions, ``base64+zstd``, websockets
 (``*Subscribe``), and block/ledger queries (``getBlock``, ``getSignaturesForAddress``...).
+
+Fault switches (latency, HTTP 429/5xx, ``-32005``/``-32603``, held responses, dropped and
+late transactions) are off by default; see :mod:`localnet.faults` and ``/admin/faults``.
 """
 
 from __future__ import annotations
@@ -54,6 +57,14 @@ from localnet.chain import (
     error_text,
     ui_token_amount,
 )
+from localnet.faults import (
+    ErrorRule,
+    Plan,
+    RpcFaults,
+    add_admin_routes,
+    add_clock_routes,
+    rpc_error_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +98,7 @@ _LEGACY_COMMITMENT = {
 }
 
 CHAIN_KEY = web.AppKey("chain", Chain)
+RPC_FAULTS_KEY = web.AppKey("rpc_faults", RpcFaults)
 
 
 class RpcError(Exception):
@@ -157,8 +169,9 @@ def _commitment(cfg: dict[str, Json]) -> str:
 class _Rpc:
     """Method table plus the JSON-RPC envelope; one per app."""
 
-    def __init__(self, chain: Chain) -> None:
+    def __init__(self, chain: Chain, faults: RpcFaults) -> None:
         self.chain = chain
+        self.faults = faults
         self.methods: dict[str, Callable[[list[Json]], Json]] = {
             "getHealth": self.get_health,
             "getVersion": self.get_version,
@@ -187,31 +200,54 @@ class _Rpc:
 
     # -- envelope ------------------------------------------------------------------------------
 
-    async def handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
             return _respond(_error_envelope(None, RpcError(PARSE_ERROR, "Parse error")))
+        faults = self.faults
+        if not faults.active or payload == []:
+            return self._answer(payload, None)
+        calls = payload if isinstance(payload, list) else [payload]
+        names = [c["method"] for c in calls if _is_call(c)]
+        plan = faults.plan(names)
+        if plan.empty:
+            return self._answer(payload, None)
+        first = calls[0]
+        rid = first.get("id") if isinstance(payload, dict) and isinstance(first, dict) else None
+
+        async def execute() -> web.StreamResponse:
+            return self._answer(payload, plan)
+
+        return await faults.run(request, plan, execute, rid)
+
+    def _answer(self, payload: Json, plan: Plan | None) -> web.Response:
+        """Run a request (one call or a batch) and build the HTTP answer."""
+        per_call = iter(plan.calls if plan is not None else ())
         if isinstance(payload, list):
             if not payload:
                 return _respond(_error_envelope(None, RpcError(INVALID_REQUEST, "Invalid request")))
-            out = [r for r in map(self.call, payload) if r is not None]
+            replies = [self.call(c, next(per_call, None) if _is_call(c) else None)
+                       for c in payload]
+            out = [r for r in replies if r is not None]
             return _respond(out) if out else web.Response(status=200)
-        single = self.call(payload)
+        single = self.call(payload, next(per_call, None) if _is_call(payload) else None)
         return _respond(single) if single is not None else web.Response(status=200)
 
-    def call(self, req: Json) -> dict[str, Json] | None:
-        """Run one request object; ``None`` for a notification (no ``id``)."""
-        if (
-            not isinstance(req, dict)
-            or req.get("jsonrpc") != "2.0"
-            or not isinstance(req.get("method"), str)
-        ):
+    def call(self, req: Json, fault: ErrorRule | None = None) -> dict[str, Json] | None:
+        """Run one request object; ``None`` for a notification (no ``id``).
+
+        ``fault``, a JSON-RPC-level fault decided for this call, answers it instead: before
+        running it, or after (``afterExecute``).
+        """
+        if not _is_call(req):
             rid = req.get("id") if isinstance(req, dict) else None
             return _error_envelope(rid, RpcError(INVALID_REQUEST, "Invalid request"))
         is_notification = "id" not in req
         rid = req.get("id")
+        if fault is not None and not fault.after_execute:
+            return None if is_notification else _error_envelope(rid, RpcError(*rpc_error_of(fault)))
         handler = self.methods.get(req["method"])
         if handler is None:
             err = RpcError(METHOD_NOT_FOUND, "Method not found")
@@ -229,6 +265,8 @@ class _Rpc:
             log.exception("RPC %s failed", req["method"])
             err = RpcError(INTERNAL_ERROR, "Internal error")
             return None if is_notification else _error_envelope(rid, err)
+        if fault is not None:  # after execution: the call ran, the client hears an error
+            return None if is_notification else _error_envelope(rid, RpcError(*rpc_error_of(fault)))
         return None if is_notification else {"jsonrpc": "2.0", "result": result, "id": rid}
 
     @staticmethod
@@ -405,6 +443,8 @@ class _Rpc:
             sim = self.chain.simulate(tx, sig_verify=False)  # just verified above
             if sim.err is not None:
                 raise self._preflight_error(sim)
+        if not self.faults.on_send(tx):
+            return str(sig)  # dropped, or queued to land late: accepted all the same
         try:
             self.chain.send(tx)
         except ChainError as e:
@@ -678,6 +718,12 @@ class _Rpc:
         return self._with_context(value, slot)
 
 
+def _is_call(req: Json) -> bool:
+    """A well-formed JSON-RPC 2.0 request object."""
+    return (isinstance(req, dict) and req.get("jsonrpc") == "2.0"
+            and isinstance(req.get("method"), str))
+
+
 def _signature(raw: Json) -> Signature:
     if not isinstance(raw, str):
         raise _invalid("Invalid params: expected a base-58 encoded signature string.")
@@ -699,15 +745,27 @@ async def _health(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
-def build_rpc_app(chain: Chain) -> web.Application:
+def build_rpc_app(chain: Chain, faults: RpcFaults | None = None) -> web.Application:
     """An aiohttp app serving Solana JSON-RPC at ``POST /`` and ``GET /health`` for ``chain``.
 
     The app does not run the slot clock: whoever owns ``chain`` runs
     ``chain.run_clock()`` (so tests can also drive slots with ``tick()``).
+    ``faults`` (default: all off) are the switches behind ``/admin/faults``; the clock is
+    at ``/admin/clock`` (see :mod:`localnet.faults`). ``GET /health`` is never faulted.
     """
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[CHAIN_KEY] = chain
-    rpc = _Rpc(chain)
+    if faults is None:
+        faults = RpcFaults(chain)
+    app[RPC_FAULTS_KEY] = faults
+    rpc = _Rpc(chain, faults)
     app.router.add_post("/", rpc.handle)
     app.router.add_get("/health", _health)
+    add_admin_routes(app, faults)
+    add_clock_routes(app, chain)
+
+    async def close_faults(app: web.Application) -> None:
+        faults.close()
+
+    app.on_cleanup.append(close_faults)
     return app

@@ -3,6 +3,9 @@
 The JSON-RPC server (LiteSVM underneath) listens on ``localnet_rpc_port`` and the
 Jupiter-shaped market on ``localnet_venue_port``. They share one :class:`Chain`
 so the market sees every transaction land and settles its books.
+
+Fault switches start from ``ORDERFLOW_FAULTS`` (off when unset) and are changed at
+runtime with ``/admin/faults`` on either server; see :mod:`localnet.faults`.
 """
 
 from __future__ import annotations
@@ -14,14 +17,20 @@ import signal
 from aiohttp import web
 
 from localnet.chain import Chain
+from localnet.faults import FaultConfigError, RpcFaults, VenueFaults, parse_env
 from localnet.market import Market, build_market_app
 from localnet.rpc import build_rpc_app
 from orderflow.settings import Settings
+from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 
 async def serve(settings: Settings, *, fund: list[str] | None = None) -> None:
+    try:
+        rpc_faults, venue_faults = parse_env(settings.localnet_faults)
+    except FaultConfigError as exc:
+        raise ConfigError(message=f"ORDERFLOW_FAULTS: {exc}") from None
     chain = Chain(slot_ms=settings.localnet_slot_ms)
     market = Market(chain, seed=settings.localnet_seed, drift_bps=settings.localnet_drift_bps)
     for owner in fund or []:
@@ -30,8 +39,10 @@ async def serve(settings: Settings, *, fund: list[str] | None = None) -> None:
     runners = []
     clock = asyncio.create_task(chain.run_clock(), name="localnet-clock")
     try:
-        for app, port in ((build_rpc_app(chain), settings.localnet_rpc_port),
-                          (build_market_app(market), settings.localnet_venue_port)):
+        apps = ((build_rpc_app(chain, RpcFaults(chain, rpc_faults)), settings.localnet_rpc_port),
+                (build_market_app(market, faults=VenueFaults(venue_faults)),
+                 settings.localnet_venue_port))
+        for app, port in apps:
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             await web.TCPSite(runner, settings.http_host, port).start()
@@ -40,6 +51,9 @@ async def serve(settings: Settings, *, fund: list[str] | None = None) -> None:
                  "drift %d bps)", settings.http_host, settings.localnet_rpc_port,
                  settings.http_host, settings.localnet_venue_port, settings.localnet_slot_ms,
                  settings.localnet_drift_bps)
+        log.info("fault switches: /admin/faults on both servers (%s), clock: /admin/clock on "
+                 "the RPC", "set from ORDERFLOW_FAULTS" if rpc_faults.active
+                 or venue_faults.active else "all off")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

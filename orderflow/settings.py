@@ -80,6 +80,7 @@ class Settings:
     localnet_slot_ms: int = 400
     localnet_drift_bps: int = 20
     localnet_seed: int | None = None
+    localnet_faults: str | None = None  # fault switches, JSON or @file: see localnet/faults.py
     log_level: str = "INFO"
 
     @classmethod
@@ -127,6 +128,7 @@ class Settings:
             localnet_slot_ms=_int(env, "ORDERFLOW_LOCALNET_SLOT_MS", 400, 10, 60_000),
             localnet_drift_bps=_int(env, "ORDERFLOW_LOCALNET_DRIFT_BPS", 20, 0, 5000),
             localnet_seed=int(seed) if seed else None,
+            localnet_faults=env.get("ORDERFLOW_FAULTS") or None,
             log_level=env.get("ORDERFLOW_LOG_LEVEL", "INFO").upper(),
         )
 

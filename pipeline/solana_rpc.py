@@ -88,9 +88,17 @@ def _error_text(exc: RPCException) -> str:
     return f"{message} ({err})" if err is not None else str(message)
 
 
+class AlreadyProcessed(OrderflowError):
+    """The cluster has this exact transaction already: follow its signature."""
+
+    default_code = "already_processed"
+
+
 def classify_send_error(text: str) -> OrderflowError:
     """Map a sendTransaction error to the engine's error tree."""
     lowered = text.lower()
+    if "already been processed" in lowered or "alreadyprocessed" in lowered:
+        return AlreadyProcessed(message=text)
     if "blockhashnotfound" in lowered or "blockhash not found" in lowered:
         return TransactionExpired(message=text)
     if ("insufficient" in lowered or "custom(1)" in lowered.replace(" ", "")
@@ -108,7 +116,9 @@ class RpcChain:
 
     def __init__(self, url: str, *, timeout_s: float = 10.0) -> None:
         self.url = url
-        self.client = AsyncClient(url, timeout=timeout_s, http2=False)
+        # No transport-level retry: a resend after a lost answer must be our decision (the
+        # journal's), never a hidden second sendTransaction.
+        self.client = AsyncClient(url, timeout=timeout_s, http2=False, max_transport_retries=0)
 
     async def close(self) -> None:
         await self.client.close()
@@ -119,7 +129,10 @@ class RpcChain:
         try:
             resp = await self.client.send_raw_transaction(bytes(tx), opts)
         except RPCException as exc:
-            raise classify_send_error(_error_text(exc)) from None
+            error = classify_send_error(_error_text(exc))
+            if isinstance(error, AlreadyProcessed):
+                return str(tx.signatures[0])
+            raise error from None
         except RPCNoResultException as exc:
             raise TransactionFailed(message=str(exc)) from None
         except (TimeoutError, SolanaRpcException, OSError) as exc:

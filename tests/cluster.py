@@ -52,7 +52,8 @@ class Cluster:
     def __post_init__(self) -> None:
         self.rpc_port, self.venue_port = free_port(), free_port()
         self.rpc = f"http://127.0.0.1:{self.rpc_port}"
-        self.venue = f"http://127.0.0.1:{self.venue_port}/swap/v1"
+        self.venue_root = f"http://127.0.0.1:{self.venue_port}"
+        self.venue = f"{self.venue_root}/swap/v1"
         write_keypair(self.data / "wallet.json", self.wallet)
 
     def env(self, **overrides: str) -> dict[str, str]:

@@ -31,11 +31,11 @@ from sinks.migrate import migrate
 from tests.cluster import Cluster, reconcile
 from tests.integration.test_reliability import orders
 
-DEFAULT_FAULTS = {
-    "rpc": {"errors": {"rate": 0.01, "status": 429}},
-    "drop": {"rate": 0.01},
-}
-DEFAULT_VENUE_FAULTS = {"errors": {"rate": 0.01, "status": 503}}
+DEFAULT_FAULTS = {"seed": 3, "errors": [{"kind": "http429", "rate": 0.01},
+                                         {"kind": "http503", "rate": 0.005}],
+                  "drop": {"rate": 0.01}}
+DEFAULT_VENUE_FAULTS = {"seed": 4, "errors": [{"kind": "http503", "rate": 0.01},
+                                              {"kind": "http429", "rate": 0.005}]}
 
 
 async def soak(args: argparse.Namespace) -> dict[str, object]:
@@ -55,7 +55,7 @@ async def soak(args: argparse.Namespace) -> dict[str, object]:
         await cluster.start_localnet()
         if args.faults:
             cluster.admin(cluster.rpc, json.loads(args.rpc_faults))
-            cluster.admin(cluster.venue, json.loads(args.venue_faults))
+            cluster.admin(cluster.venue_root, json.loads(args.venue_faults))
         before = await cluster.balances()
         names = [f"w{i}" for i in range(args.workers)]
         for n in names:
@@ -89,7 +89,7 @@ async def soak(args: argparse.Namespace) -> dict[str, object]:
         elapsed = time.monotonic() - started
         if args.faults:
             cluster.admin(cluster.rpc, None)
-            cluster.admin(cluster.venue, None)
+            cluster.admin(cluster.venue_root, None)
         ledger = await cluster.ledger(ids)
         sigs = [s for b in ledger["broadcasts"].values() for s, _ in b]
         fees = await cluster.landed_swaps(sigs)

@@ -39,6 +39,7 @@ from spl.token.instructions import create_idempotent_associated_token_account, s
 from spl.token.models import SyncNativeParams
 
 from localnet.chain import Chain, ChainError
+from localnet.faults import VenueFaults, add_admin_routes
 from localnet.market import cpmm, dlmm
 from localnet.market.book import Fill, InsufficientVault, SlippageExceeded
 from localnet.market.drift import PriceWalk, trade_toward
@@ -565,6 +566,8 @@ def _amount(value: Any, name: str, *, allow_zero: bool = False) -> int:
 # -- HTTP --------------------------------------------------------------------------------------
 
 MARKET_KEY = web.AppKey("market", Market)
+VENUE_FAULTS_KEY = web.AppKey("venue_faults", VenueFaults)
+_FAULTED_ENDPOINTS = {f"{PREFIX}/quote": "quote", f"{PREFIX}/swap": "swap"}
 
 
 def _json(doc: Any, status: int = 200) -> web.Response:
@@ -578,6 +581,26 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
         return response
     except MarketError as exc:
         return _json(exc.to_json(), exc.status)
+
+
+@web.middleware
+async def _faults(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Venue fault switches (see :mod:`localnet.faults`) around ``quote`` and ``swap``."""
+    faults = request.app[VENUE_FAULTS_KEY]
+    endpoint = _FAULTED_ENDPOINTS.get(request.path)
+    if endpoint is None or not faults.active:
+        response: web.StreamResponse = await handler(request)
+        return response
+    plan = faults.plan([endpoint])
+    if plan.empty:
+        response = await handler(request)
+        return response
+
+    async def execute() -> web.StreamResponse:
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    return await faults.run(request, plan, execute)
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -627,14 +650,22 @@ async def _faucet(request: web.Request) -> web.Response:
     )
 
 
-def build_market_app(market: Market, *, run_drift: bool = True) -> web.Application:
+def build_market_app(
+    market: Market, *, run_drift: bool = True, faults: VenueFaults | None = None
+) -> web.Application:
     """The HTTP API under ``/swap/v1``: quote, swap, pools, and the localnet-only faucet.
 
     With ``run_drift`` (and ``market.drift_bps > 0``) the app runs :meth:`Market.run_drift`
     while it is up. The chain's clock is the server's business, not the market's.
+    ``faults`` (default: all off) switch faults on ``quote``/``swap``, managed at
+    ``/admin/faults`` (see :mod:`localnet.faults`).
     """
-    app = web.Application(middlewares=[_errors])
+    app = web.Application(middlewares=[_faults, _errors])
     app[MARKET_KEY] = market
+    if faults is None:
+        faults = VenueFaults()
+    app[VENUE_FAULTS_KEY] = faults
+    add_admin_routes(app, faults)
     app.router.add_get(f"{PREFIX}/quote", _quote)
     app.router.add_post(f"{PREFIX}/swap", _swap)
     app.router.add_get(f"{PREFIX}/pools", _pools)
@@ -658,6 +689,7 @@ __all__ = [
     "LABELS",
     "MARKET_KEY",
     "PREFIX",
+    "VENUE_FAULTS_KEY",
     "IssuedSwap",
     "Market",
     "MarketError",
