@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 import psycopg
 import pytest
 
@@ -165,3 +168,86 @@ async def test_sink_rides_out_a_database_outage_without_losing_or_duplicating(
         assert [s for s, _, _ in ledger["events"][oid]] == [
             "pending", "routing", "building", "submitted", "confirmed"], ledger["events"][oid]
     await proxy.cut()
+
+
+def _retry_events(ledger: dict[str, Any], oid: str) -> list[dict[str, Any]]:
+    return [d["retry"] for s, a, d in ledger["events"][oid] if s == "pending" and a > 1]
+
+
+async def test_venue_outage_is_retried_with_backoff_then_confirms(cluster: Cluster) -> None:
+    cluster.start_worker("w1")
+    cluster.admin(cluster.venue_root, {"errors": [{"kind": "http503", "endpoints": ["quote"],
+                                                   "next": 2}]})  # both venues, attempt 1
+    order = orders(1, "venue503")[0]
+    await cluster.produce([order])
+    states = await cluster.wait_terminal([order.order_id], 60)
+    assert states[order.order_id] == "confirmed"
+    ledger = await cluster.ledger([order.order_id])
+    assert ledger["orders"][order.order_id]["attempt"] == 2
+    (retry,) = _retry_events(ledger, order.order_id)
+    assert retry["code"] == "venue_unavailable" and retry["previousAttempt"] == 1
+    events = ledger["events"][order.order_id]
+    assert [(s, a) for s, a, _ in events] == [
+        ("pending", 1), ("routing", 1), ("pending", 2), ("routing", 2), ("building", 2),
+        ("submitted", 2), ("confirmed", 2)]
+    async with await psycopg.AsyncConnection.connect(cluster.database_url) as conn:
+        cur = await conn.execute(
+            "SELECT ts FROM order_events WHERE event_id = %s", (f"{order.order_id}:2:routing",))
+        row = await cur.fetchone()
+    assert row is not None
+    due = datetime.fromisoformat(retry["dueAt"].replace("Z", "+00:00"))
+    assert row[0] >= due  # never processed before its due time
+
+
+async def test_dropped_transaction_expires_then_a_new_one_lands_exactly_once(
+        cluster: Cluster) -> None:
+    before = await cluster.balances()
+    cluster.start_worker("w1")
+    cluster.admin(cluster.rpc, {"drop": {"next": 1, "sticky": True}})
+    order = orders(1, "dropped")[0]
+    await cluster.produce([order])
+    states = await cluster.wait_terminal([order.order_id], 90)
+    assert states[order.order_id] == "confirmed"
+    ledger = await cluster.ledger([order.order_id])
+    bcs = ledger["broadcasts"][order.order_id]
+    assert [outcome for _, outcome in bcs] == ["expired", "landed"], bcs
+    fees = await cluster.landed_swaps([s for s, _ in bcs])
+    assert list(fees) == [bcs[1][0]]  # the dropped one never landed; one swap on chain
+    (retry,) = _retry_events(ledger, order.order_id)
+    assert retry["code"] == "transaction_expired"
+    reconcile(before, await cluster.balances(), ledger, fees)
+
+
+async def test_retries_exhausted_fail_with_every_attempt_recorded(cluster: Cluster) -> None:
+    from aiokafka import AIOKafkaConsumer
+
+    cluster.start_worker("w1")
+    cluster.admin(cluster.venue_root, {"errors": [{"kind": "http503", "endpoints": ["quote"],
+                                                   "next": 100}]})
+    order = orders(1, "exhausted")[0]
+    await cluster.produce([order])
+    states = await cluster.wait_terminal([order.order_id], 60)
+    assert states[order.order_id] == "failed"
+    ledger = await cluster.ledger([order.order_id])
+    final = ledger["orders"][order.order_id]
+    assert final["error"] == "venue_unavailable" and final["attempt"] == 3, final
+    assert [r["previousAttempt"] for r in _retry_events(ledger, order.order_id)] == [1, 2]
+    assert ledger["broadcasts"].get(order.order_id) is None  # nothing was ever sent
+    failed = [d for s, _, d in ledger["events"][order.order_id] if s == "failed"]
+    assert "gave up after 3 attempts" in failed[0]["message"]
+
+    consumer = AIOKafkaConsumer("orders-dlt", bootstrap_servers=cluster.broker,
+                                auto_offset_reset="earliest", group_id=None)
+    await consumer.start()
+    found: list[dict[str, Any]] = []
+    try:
+        async def dead_lettered() -> bool:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                found.extend(orjson.loads(r.value) for r in records
+                             if r.key == order.order_id.encode())
+            return bool(found)
+        await wait_until(dead_lettered, 30, "the failed order on orders-dlt")
+    finally:
+        await consumer.stop()
+    assert found[0]["reason"] == "venue_unavailable" and found[0]["attempts"] == 3
+    assert found[0]["order"]["orderId"] == order.order_id
