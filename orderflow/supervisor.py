@@ -143,7 +143,9 @@ def _print_urls(settings: Settings, ui: str, localnet: bool, logs: Path, wallet:
         "",
         "orderflow is up",
         f"  UI and API         {ui}   (POST {ui}/api/orders/execute, WS {ui}/api/orders/ws)",
-        f"  Metrics            {ui}/metrics",
+        f"  Metrics            {ui}/metrics"
+        + (f"   worker http://{settings.http_host}:{settings.worker_metrics_port}/metrics"
+           if settings.worker_metrics_port else ""),
         f"  Kafka bootstrap    {settings.kafka_bootstrap}",
         f"  PostgreSQL         {redact(settings.database_url or '')}",
         f"  Solana RPC         {settings.solana_rpc_url}" + ("  (localnet)" if localnet else ""),

@@ -31,9 +31,15 @@ from psycopg_pool import AsyncConnectionPool
 from orderflow.settings import Settings
 from pipeline import topics
 from pipeline.errors import InvalidOrder
-from pipeline.executor import ORIGIN, FailedOrder, OrderExecutor, RetryRequest
+from pipeline.executor import ORIGIN, FailedOrder, OrderExecutor, RetryRequest, StageTimer
 from pipeline.failpoints import Failpoints
 from pipeline.journal import Journal
+from pipeline.metrics import (
+    EngineMetrics,
+    InstrumentedChain,
+    InstrumentedVenues,
+    faust_consumer_lag,
+)
 from pipeline.solana_rpc import ConfirmationWatcher, RpcChain
 from pipeline.venues import JupiterVenues
 from pipeline.wallet import load_keypair
@@ -79,10 +85,12 @@ def _log_task(task: asyncio.Task[Any]) -> None:
 class Engine(Service):
     """Long-lived clients the executor needs, started and stopped with the worker."""
 
-    def __init__(self, app: faust.App, settings: Settings, **kwargs: Any) -> None:
+    def __init__(self, app: faust.App, settings: Settings, *, metrics: EngineMetrics,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.app = app
         self.settings = settings
+        self.metrics = metrics
         self.status_topic = app.topic(topics.ORDER_STATUS, key_type=bytes, value_type=bytes)
         self.dead_letters = app.topic(topics.DEAD_LETTERS, key_type=bytes, value_type=bytes)
         self.retry_topics = {d: app.topic(topics.retry_topic(d), key_type=bytes,
@@ -106,16 +114,20 @@ class Engine(Service):
         await self._pool.open(wait=True, timeout=30)
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
         self._chain = RpcChain(s.solana_rpc_url)
-        self._watcher = ConfirmationWatcher(self._chain, poll_s=s.confirm_poll_ms / 1000,
+        chain = InstrumentedChain(self._chain, self.metrics)
+        self._watcher = ConfirmationWatcher(chain, poll_s=s.confirm_poll_ms / 1000,
                                             commitment=s.commitment,
                                             rebroadcast_s=s.rebroadcast_ms / 1000)
         self._watcher.start()
         self.executor = OrderExecutor(
-            venues=JupiterVenues(s.venue_url, self._session), chain=self._chain,
+            venues=InstrumentedVenues(JupiterVenues(s.venue_url, self._session), self.metrics),
+            chain=chain, timer=StageTimer(self.metrics.stage), metrics=self.metrics,
             watcher=self._watcher, wallet=wallet, publish=self.publish,
             journal=Journal(self._pool, self.owner, lease_s=s.lease_s),
             schedule_retry=self.schedule_retry, dead_letter=self.dead_letter_order,
             max_attempts=s.max_attempts, failpoints=Failpoints(s.failpoints))
+        watcher = self._watcher
+        self.metrics.track_in_flight(lambda: len(self.tasks), lambda: watcher.in_flight)
         self.add_future(self._renew_leases())
         self.ready.set()
         log.info("engine %s started: wallet %s, rpc %s, venue %s", self.owner, wallet.pubkey(),
@@ -153,6 +165,7 @@ class Engine(Service):
 
     async def schedule_retry(self, req: RetryRequest) -> None:
         topic = self.retry_topics[req.delay_ms]
+        self.metrics.retry(req.delay_ms, req.error.code)
         msg = RetryMessage(req.command, req.attempt, req.due_ms, req.origin, req.error.as_dict())
         fut = await topic.send(key=req.command.order_id.encode(), value=msg.encode())
         await fut
@@ -160,6 +173,7 @@ class Engine(Service):
     async def _dead_letter(self, key: bytes | None, record: dict[str, Any]) -> None:
         fut = await self.dead_letters.send(key=key, value=orjson.dumps(record))
         await fut
+        self.metrics.dead_letter(str(record["reason"]))
 
     async def dead_letter_order(self, failed: FailedOrder) -> None:
         """A failed order's command, with its final error, for post-mortem and replay."""
@@ -223,10 +237,11 @@ class Engine(Service):
 class StatusSink(Service):
     """Batches status events into PostgreSQL; acks only what was committed."""
 
-    def __init__(self, settings: Settings, *, max_batch: int = 500, within_s: float = 0.1,
-                 **kwargs: Any) -> None:
+    def __init__(self, settings: Settings, *, metrics: EngineMetrics, max_batch: int = 500,
+                 within_s: float = 0.1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = settings
+        self.metrics = metrics
         self.max_batch = max_batch
         self.within_s = within_s
         self.buffer: list[tuple[Event, StatusEvent | None]] = []
@@ -271,16 +286,19 @@ class StatusSink(Service):
                 return
             events = [st for _, st in batch if st is not None]
             delay = 0.1
+            t0 = time.monotonic()
             while True:
                 try:
                     assert self.store is not None
                     await self.store.write(events)
                     break
                 except Exception as exc:
+                    self.metrics.sink_write_error()
                     log.warning("status sink write of %d events failed, retrying in %.1fs: %r",
                                 len(events), delay, exc)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
+            self.metrics.sink_batch(len(events), time.monotonic() - t0)
             for ev, _ in batch:
                 ev.ack()
 
@@ -295,11 +313,13 @@ def build_app(settings: Settings, roles: Iterable[str] = ROLES) -> faust.App:
     # own consumer group; workers running all roles share the plain app id.
     app_id = settings.app_id if roles == ROLES else f"{settings.app_id}-{'-'.join(sorted(roles))}"
     app = faust.App(app_id, **faust_config(settings))
+    metrics = EngineMetrics.default()
+    metrics.track_consumer_lag(faust_consumer_lag(app))
     orders_topic = app.topic(topics.ORDERS, key_type=bytes, value_type=bytes)
     status_topic = app.topic(topics.ORDER_STATUS, key_type=bytes, value_type=bytes)
 
     if "executor" in roles:
-        engine = Engine(app, settings)
+        engine = Engine(app, settings, metrics=metrics)
         app.service(engine)  # type: ignore[arg-type]
 
         @app.agent(orders_topic, name="execute-orders")
@@ -320,7 +340,7 @@ def build_app(settings: Settings, roles: Iterable[str] = ROLES) -> faust.App:
                 engine.spawn(ev, retry=True)
 
     if "sinks" in roles:
-        sink = StatusSink(settings)
+        sink = StatusSink(settings, metrics=metrics)
         app.service(sink)  # type: ignore[arg-type]
 
         @app.agent(status_topic, name="persist-status")

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from prometheus_client import CollectorRegistry
 from solders.keypair import Keypair
 
 from pipeline import routing
@@ -48,6 +49,7 @@ from pipeline.lifecycle import (
     Venue,
     apply,
 )
+from pipeline.metrics import EngineMetrics
 from pipeline.reconcile import executed_price, fill_of
 from pipeline.solana_rpc import Chain, ConfirmationWatcher, sign_as
 from pipeline.tokens import token_by_mint
@@ -113,7 +115,8 @@ class OrderExecutor:
                  dead_letter: Callable[[FailedOrder], Awaitable[None]],
                  max_attempts: int = 3, failpoints: Failpoints | None = None,
                  enabled_venues: tuple[Venue, ...] = (Venue.RAYDIUM, Venue.METEORA),
-                 timer: StageTimer | None = None) -> None:
+                 timer: StageTimer | None = None,
+                 metrics: EngineMetrics | None = None) -> None:
         self._venues = venues
         self._chain = chain
         self._watcher = watcher
@@ -127,6 +130,7 @@ class OrderExecutor:
         self._failpoints = failpoints or Failpoints(None)
         self._enabled = enabled_venues
         self._timer = timer or StageTimer()
+        self._metrics = metrics if metrics is not None else EngineMetrics(CollectorRegistry())
         self._locks: dict[str, asyncio.Lock] = {}
         self.owned: set[str] = set()
 
@@ -185,6 +189,7 @@ class OrderExecutor:
             log.info("order %s: resuming with open transaction %s", cmd.order_id, b.signature)
             return await self._guard(cmd, order, self._confirm(cmd, order, b))
         if ex.status == "pending" and ex.attempt == 1:
+            self._metrics.order_received(cmd.source)
             order = await self._advance(base, OrderAccepted(), cmd)
         elif ex.status == "pending":
             order = replace(base, status=OrderStatus.PENDING, attempt=ex.attempt)
@@ -244,8 +249,10 @@ class OrderExecutor:
                     raise VenueUnavailable(message=f"no venue could quote: {detail}")
                 raise NoRoute(message=f"no venue could quote: {detail}")
             best = routing.choose_best(quotes)
+            self._metrics.quote_spread(best.venue, routing.spread_bps(quotes))
             min_out = routing.min_out(best.out_amount, order.slippage_bps)
             self._check_threshold(best, min_out)
+            self._metrics.venue_chosen(best.venue)
             self._timer.observe("routing", loop.time() - t0)
 
             t0 = loop.time()
@@ -316,9 +323,11 @@ class OrderExecutor:
         self._timer.observe("confirm", loop.time() - t0)
         await self._journal.advance(order.order_id, status="confirmed", attempt=order.attempt,
                                     terminal=True)
-        return await self._advance(
+        done = await self._advance(
             order, OrderConfirmed(b.signature, landed.slot, fill.amount_in, fill.amount_out,
                                   price), cmd)
+        self._metrics.end_to_end((now_ms() - cmd.submitted_at_ms) / 1000)
+        return done
 
     # ---- transitions ----
 
@@ -327,6 +336,7 @@ class OrderExecutor:
         assert order.status is not None
         await self._publish(StatusEvent.of(order, client_ref=cmd.client_ref),
                             order.status.terminal or order.status is OrderStatus.PENDING)
+        self._metrics.transition(order.status)
         return order
 
     async def _restart(self, cmd: ExecuteOrder, order: Order, code: str, message: str,

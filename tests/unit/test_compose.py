@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 TOPICS = ROOT / "deploy" / "kafka" / "topics.txt"
 CREATE_TOPICS = ROOT / "deploy" / "kafka" / "create-topics.sh"
-SERVICES = {"kafka", "kafka-init", "postgres", "migrate", "ingress", "worker", "localnet"}
+SERVICES = {"kafka", "kafka-init", "postgres", "migrate", "ingress", "worker", "localnet",
+            "prometheus", "grafana"}
 
 
 def _compose(*args: str) -> subprocess.CompletedProcess[str]:
@@ -62,8 +63,39 @@ def test_compose_has_every_service_with_its_wiring() -> None:
         "condition: service_healthy",
         "image: postgres:16",
         "KAFKA_PROCESS_ROLES: broker,controller",
+        "ORDERFLOW_WORKER_METRICS_PORT: '9100'",
+        "--config.file=/etc/prometheus/prometheus.yml",
+        "deploy/prometheus:/etc/prometheus:ro",
+        "deploy/grafana/provisioning:/etc/grafana/provisioning:ro",
+        "deploy/grafana/dashboards:/etc/grafana/dashboards:ro",
     ):
         assert needle in text, f"{needle!r} not in the resolved compose config"
+
+
+def _service_block(name: str) -> str:
+    """One service's text in docker-compose.yml (up to the next top-level service)."""
+    match = re.search(rf"^  {re.escape(name)}:\n(.*?)(?=^  \S|^\S)", COMPOSE.read_text(),
+                      re.M | re.S)
+    assert match is not None, f"no service {name}"
+    return match.group(1)
+
+
+def test_every_long_running_service_has_a_healthcheck() -> None:
+    for name in SERVICES - {"kafka-init", "migrate"}:
+        assert "healthcheck:" in _service_block(name), f"{name} has no healthcheck"
+
+
+def test_prometheus_scrapes_the_services_on_their_metrics_ports() -> None:
+    config = (ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text()
+    worker = _service_block("worker")
+    port = re.search(r"ORDERFLOW_WORKER_METRICS_PORT: \"(\d+)\"", worker)
+    assert port is not None
+    assert f'- "{port.group(1)}"' in worker  # exposed on the compose network
+    jobs = re.findall(r"names: \[(\w+)\]\s+type: A\s+port: (\d+)", config)
+    assert ("worker", port.group(1)) in jobs  # every scaled worker, through Docker's DNS
+    ingress_port = re.search(r'ORDERFLOW_HTTP_PORT: "(\d+)"', _service_block("ingress"))
+    assert ingress_port is not None and ("ingress", ingress_port.group(1)) in jobs
+    assert "rule_files:\n  - alerts.yml" in config
 
 
 def test_compose_names_only_settings_that_exist() -> None:
