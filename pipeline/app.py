@@ -129,6 +129,7 @@ class Engine(Service):
         watcher = self._watcher
         self.metrics.track_in_flight(lambda: len(self.tasks), lambda: watcher.in_flight)
         self.add_future(self._renew_leases())
+        self.add_future(self._sweep_orphans())
         self.ready.set()
         log.info("engine %s started: wallet %s, rpc %s, venue %s", self.owner, wallet.pubkey(),
                  s.solana_rpc_url, s.venue_url)
@@ -157,6 +158,26 @@ class Engine(Service):
                 await self.executor.renew_leases()
             except Exception as exc:
                 log.warning("lease renewal failed: %r", exc)
+
+    async def _sweep_orphans(self) -> None:
+        """The guarantee behind Kafka redelivery: the journal is the source of truth, and
+        any order it shows unfinished and undriven is resumed here."""
+        idle_s = self.settings.lease_s * 2
+        while not self.should_stop:
+            await asyncio.sleep(self.settings.lease_s)
+            if self.executor is None:
+                continue
+            try:
+                for cmd in await self.executor.orphans(idle_s):
+                    log.warning("order %s: resuming an orphaned order from the journal",
+                                cmd.order_id)
+                    task = asyncio.create_task(self.executor.run(cmd),
+                                               name=f"orphan-{cmd.order_id}")
+                    self.tasks.add(task)
+                    task.add_done_callback(self.tasks.discard)
+                    task.add_done_callback(_log_task)
+            except Exception as exc:
+                log.warning("orphan sweep failed: %r", exc)
 
     async def publish(self, event: StatusEvent, wait: bool) -> None:
         fut = await self.status_topic.send(key=event.order_id.encode(), value=event.encode())

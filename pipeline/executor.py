@@ -18,7 +18,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import TypeVar
 
+import orjson
 from prometheus_client import CollectorRegistry
 from solders.keypair import Keypair
 
@@ -55,13 +57,14 @@ from pipeline.solana_rpc import Chain, ConfirmationWatcher, sign_as
 from pipeline.tokens import token_by_mint
 from pipeline.topics import RETRY_DELAYS_MS
 from pipeline.venues import Venues
-from pipeline.wire import ExecuteOrder, StatusEvent, now_ms
+from pipeline.wire import ExecuteOrder, StatusEvent, decode_execute_order, now_ms
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[StatusEvent, bool], Awaitable[None]]
 """Publish one status event; the flag asks to wait for the broker's acknowledgement."""
 QuoteErrors = tuple[tuple[str, str], ...]
+T = TypeVar("T")
 
 
 ORIGIN: contextvars.ContextVar[dict[str, object] | None] = contextvars.ContextVar(
@@ -178,15 +181,23 @@ class OrderExecutor:
 
     async def _resume(self, cmd: ExecuteOrder, ex: Execution) -> Outcome:
         base = cmd.to_order()
-        open_ = [b for b in await self._journal.broadcasts(cmd.order_id) if b.outcome is None]
-        if open_:
-            # A transaction may be on its way: follow it, never build another.
-            b = open_[-1]
-            order = replace(base, status=OrderStatus.SUBMITTED, attempt=b.attempt,
+        if ex.status == "failed":
+            # The failure was decided and recorded; finish publishing it, never re-run.
+            order = replace(base, status=OrderStatus.PENDING, attempt=ex.attempt)
+            await self._fail(cmd, order, ex.error_code or "internal_error",
+                             ex.error_message or "")
+            return Outcome.FAILED
+        live = [b for b in await self._journal.broadcasts(cmd.order_id)
+                if b.outcome in (None, "landed")]
+        if live:
+            # A transaction landed or may still land: follow it, never build another.
+            b = live[-1]
+            order = replace(base, status=OrderStatus.SUBMITTED, attempt=ex.attempt,
                             venue=Venue(b.venue), expected_out=b.expected_out, min_out=b.min_out,
                             signature=b.signature,
                             last_valid_block_height=b.last_valid_block_height)
-            log.info("order %s: resuming with open transaction %s", cmd.order_id, b.signature)
+            log.info("order %s: resuming with %s transaction %s", cmd.order_id,
+                     b.outcome or "open", b.signature)
             return await self._guard(cmd, order, self._confirm(cmd, order, b))
         if ex.status == "pending" and ex.attempt == 1:
             self._metrics.order_received(cmd.source)
@@ -312,20 +323,22 @@ class OrderExecutor:
             if "6001" in landed.err:
                 raise SlippageExceeded(message=f"transaction {b.signature} failed: {landed.err}")
             raise TransactionFailed(message=f"transaction {b.signature} failed: {landed.err}")
-        try:
-            balances = await self._chain.balances(b.signature)
-        except OrderflowError as exc:
-            raise _AttemptEnded(order, exc) from exc
+        # The swap happened. From here no error may lead to another transaction: a failure
+        # to read the balances is retried here, and if it persists the next attempt
+        # resumes from this landed transaction (the journal refuses a new one).
+        balances = await self._retrying(lambda: self._chain.balances(b.signature))
         fill = fill_of(balances, self._wallet_pubkey, order.token_in, order.token_out)
         tin, tout = token_by_mint(order.token_in), token_by_mint(order.token_out)
         assert tin is not None and tout is not None
         price = executed_price(fill.amount_in, tin.decimals, fill.amount_out, tout.decimals)
         self._timer.observe("confirm", loop.time() - t0)
-        await self._journal.advance(order.order_id, status="confirmed", attempt=order.attempt,
-                                    terminal=True)
+        # Publish first, then mark terminal: a crash in between re-publishes the same event
+        # (same eventId) from the landed transaction instead of losing it.
         done = await self._advance(
             order, OrderConfirmed(b.signature, landed.slot, fill.amount_in, fill.amount_out,
                                   price), cmd)
+        await self._journal.advance(order.order_id, status="confirmed", attempt=order.attempt,
+                                    terminal=True)
         self._metrics.end_to_end((now_ms() - cmd.submitted_at_ms) / 1000)
         return done
 
@@ -355,11 +368,36 @@ class OrderExecutor:
         if order.status is None:
             order = apply(order, OrderAccepted())
         log.info("order %s failed at %s: %s %s", order.order_id, order.status, code, message)
+        # Decide durably, then publish, dead-letter, and only then close the journal: a
+        # crash in between resumes into this same failure, never into a new attempt.
         await self._journal.advance(order.order_id, status="failed", attempt=order.attempt,
-                                    error=(code, message), terminal=True)
+                                    error=(code, message))
         done = await self._advance(order, OrderFailed(code, message), cmd)
         await self._dead_letter(FailedOrder(cmd, code, message, order.attempt))
+        await self._journal.advance(order.order_id, status="failed", attempt=order.attempt,
+                                    terminal=True)
         return done
+
+    async def _retrying(self, read: Callable[[], Awaitable[T]], *,
+                        budget_s: float = 30.0) -> T:
+        """Retry a read that must eventually succeed (after a swap landed) with back-off."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + budget_s
+        delay = 0.1
+        while True:
+            try:
+                return await read()
+            except TransientError:
+                if loop.time() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def orphans(self, idle_s: float) -> list[ExecuteOrder]:
+        """Orders nobody is driving (see :meth:`Journal.orphans`), minus the ones we run."""
+        found = [decode_execute_order(orjson.dumps(doc))
+                 for doc in await self._journal.orphans(idle_s=idle_s)]
+        return [cmd for cmd in found if cmd.order_id not in self._locks]
 
     async def _quote_all(self, order: Order) -> tuple[tuple[Quote, ...], QuoteErrors]:
         """Ask every venue concurrently; a venue that cannot quote is recorded, not fatal."""

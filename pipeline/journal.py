@@ -150,8 +150,8 @@ class Journal:
         """Make a signed transaction durable before it is sent.
 
         Under the order's row lock: we must own it, and every earlier transaction must be
-        closed (``outcome`` known) — otherwise it might still land and this would be a
-        second swap.
+        provably dead (``expired`` or ``rejected``). One that is open might still land and
+        one that landed *is* the swap: either way a new one would be a second swap.
         """
         async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
@@ -161,12 +161,13 @@ class Journal:
             if row is None or row[0] != self.owner:
                 raise LeaseLost(message=f"order {order_id} is no longer ours")
             cur = await conn.execute(
-                "SELECT signature FROM broadcasts WHERE order_id = %s AND outcome IS NULL",
-                (order_id,))
-            open_ = await cur.fetchall()
-            if open_:
+                "SELECT signature, outcome FROM broadcasts WHERE order_id = %s "
+                "AND (outcome IS NULL OR outcome = 'landed')", (order_id,))
+            live = await cur.fetchall()
+            if live:
                 raise BroadcastConflict(
-                    message=f"order {order_id} has an open transaction {open_[0][0]}")
+                    message=f"order {order_id} already has transaction {live[0][0]} "
+                    f"({live[0][1] or 'open'})")
             await conn.execute(
                 "INSERT INTO broadcasts (signature, order_id, attempt, tx, "
                 "last_valid_block_height, venue, expected_out, min_out) "
@@ -182,3 +183,16 @@ class Journal:
         async with self._pool.connection() as conn:
             await conn.execute("UPDATE broadcasts SET outcome = %s WHERE signature = %s",
                                (outcome, signature))
+
+    async def orphans(self, *, idle_s: float, limit: int = 100) -> list[dict[str, Any]]:
+        """Non-terminal orders nobody is driving: lease expired (or none) and no update
+        for ``idle_s``, and not waiting on a retry that is not yet overdue."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT command FROM executions WHERE NOT terminal "
+                "AND (owner IS NULL OR lease_until < now()) "
+                "AND updated_at < now() - %s::interval "
+                "AND (retry_due_at IS NULL OR retry_due_at < now() - %s::interval) "
+                "ORDER BY updated_at LIMIT %s",
+                (f"{idle_s} seconds", f"{idle_s} seconds", limit))
+            return [row[0] for row in await cur.fetchall()]

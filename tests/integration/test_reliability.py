@@ -251,3 +251,23 @@ async def test_retries_exhausted_fail_with_every_attempt_recorded(cluster: Clust
         await consumer.stop()
     assert found[0]["reason"] == "venue_unavailable" and found[0]["attempts"] == 3
     assert found[0]["order"]["orderId"] == order.order_id
+
+
+async def test_rpc_errors_after_the_swap_landed_never_cause_a_second_swap(
+        cluster: Cluster) -> None:
+    """Regression (found by the soak): an RPC error while reading a landed transaction's
+    balances once ended the attempt, and the next attempt built a second swap."""
+    before = await cluster.balances()
+    cluster.start_worker("w1")
+    cluster.admin(cluster.rpc, {"errors": [{"kind": "http429", "methods": ["getTransaction"],
+                                            "next": 4}]})
+    batch = orders(2, "landed429")
+    await cluster.produce(batch)
+    ids = [o.order_id for o in batch]
+    states = await cluster.wait_terminal(ids, 60)
+    assert set(states.values()) == {"confirmed"}
+    ledger = await cluster.ledger(ids)
+    fees = await cluster.landed_swaps([s for b in ledger["broadcasts"].values() for s, _ in b])
+    assert all(len(b) == 1 for b in ledger["broadcasts"].values()), ledger["broadcasts"]
+    assert_one_swap_per_confirmed(ledger, fees)
+    reconcile(before, await cluster.balances(), ledger, fees)
