@@ -8,15 +8,19 @@ reverse; :func:`serve` runs that until SIGTERM/SIGINT or cancellation.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from aiokafka import AIOKafkaProducer
 from psycopg import AsyncConnection
 from psycopg.types.json import set_json_loads
@@ -24,10 +28,13 @@ from psycopg_pool import AsyncConnectionPool
 
 from ingress.health import HealthApi
 from ingress.hub import StatusHub
+from ingress.idempotency import IdempotencyStore, InMemoryIdempotencyStore
 from ingress.intake import OrderIntake
 from ingress.kafka_bus import KafkaOrderBus
 from ingress.metrics import IngressMetrics
 from ingress.orders_api import MAX_BODY_BYTES, OrdersApi
+from ingress.pg_idempotency import PostgresIdempotencyStore
+from ingress.pg_idempotency import configure_connection as configure_idempotency_connection
 from ingress.pg_store import PostgresOrderStore
 from ingress.ports import OrderBus, OrderStore
 from ingress.responses import error_response
@@ -43,9 +50,18 @@ log = logging.getLogger(__name__)
 
 PRODUCER_REQUEST_TIMEOUT_MS = 10_000
 DB_POOL_MAX = 10
+# Keyed submissions hold a connection while their order is produced (the row lock that
+# serializes one key's requests), so they get their own pool and never starve reads.
+IDEMPOTENCY_POOL_MAX = 16
+PURGE_INTERVAL_S = 600.0
 DB_POOL_TIMEOUT_S = 5.0
 DB_OPEN_TIMEOUT_S = 10.0
 SHUTDOWN_TIMEOUT_S = 5.0
+# Request bodies are small JSON: they are never decompressed. aiohttp would otherwise decode
+# Content-Encoding in its HTTP parser, before any route runs, and answer a body that does not
+# decode with a plain-text 400 (or drop the connection); this way the route sees the header
+# and answers 415 unsupported_content_encoding in the API's error shape. Tests use it too.
+RUNNER_OPTIONS: dict[str, Any] = {"auto_decompress": False}
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
                415: "unsupported_media_type"}
 
@@ -59,10 +75,17 @@ async def api_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400 or not request.path.startswith("/api/"):
             raise
-        return error_response(exc.status, _HTTP_CODES.get(exc.status, f"http_{exc.status}"),
-                              exc.reason)
+        response = error_response(exc.status, _HTTP_CODES.get(exc.status, f"http_{exc.status}"),
+                                  exc.reason)
+        if "Allow" in exc.headers:  # a 405 says which methods the resource has (RFC 9110)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except InvalidOrder as exc:
         return error_response(400, exc.code, exc.message, exc.field)
+    except (HttpProcessingError, RequestPayloadError) as exc:  # a body aiohttp could not decode
+        if not request.path.startswith("/api/"):
+            raise
+        return error_response(400, "bad_request", str(exc).strip() or "malformed request")
     except TransientError as exc:
         return error_response(503, exc.code, exc.message)
     except Exception:
@@ -71,9 +94,12 @@ async def api_errors(request: web.Request, handler: Any) -> web.StreamResponse:
 
 
 def build_app(settings: Settings, *, producer: OrderBus, store: OrderStore, hub: StatusHub,
-              metrics: IngressMetrics | None = None) -> web.Application:
+              metrics: IngressMetrics | None = None,
+              idempotency: IdempotencyStore | None = None) -> web.Application:
+    """The routes on injected ports; ``idempotency`` defaults to an in-memory store."""
     metrics = metrics if metrics is not None else IngressMetrics()
-    intake = OrderIntake(producer, metrics)
+    keys = idempotency if idempotency is not None else InMemoryIdempotencyStore()
+    intake = OrderIntake(producer, metrics, keys)
     orders = OrdersApi(intake, store, metrics)
     sockets = WebSocketApi(intake, store, hub, metrics)
     health = HealthApi(settings, producer, store, metrics)
@@ -85,6 +111,7 @@ def build_app(settings: Settings, *, producer: OrderBus, store: OrderStore, hub:
     app.router.add_get("/api/orders/ws", sockets.subscribe)
     app.router.add_get("/api/orders", orders.list_orders)
     app.router.add_get("/api/orders/{orderId}", orders.get_order)
+    app.router.add_get("/api/openapi.json", openapi_document)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/metrics", health.metrics)
     _add_ui(app, settings)
@@ -104,6 +131,29 @@ def _add_ui(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/", ui_index)
     if settings.ui_dir.is_dir():
         app.router.add_static("/ui/", settings.ui_dir)
+
+
+@functools.cache
+def _openapi_bytes() -> bytes:
+    return resources.files("ingress").joinpath("openapi.json").read_bytes()
+
+
+async def openapi_document(_request: web.Request) -> web.Response:
+    """``GET /api/openapi.json``: the hand-written OpenAPI 3.1 description of this API."""
+    return web.Response(body=_openapi_bytes(), content_type="application/json")
+
+
+async def purge_expired_keys(keys: IdempotencyStore, *,
+                             interval_s: float = PURGE_INTERVAL_S) -> None:
+    """Forget expired idempotency keys now and then; a failed round is retried next time."""
+    while True:
+        try:
+            purged = await keys.purge_expired()
+            if purged:
+                log.info("purged %d expired idempotency keys", purged)
+        except Exception:
+            log.warning("purging expired idempotency keys failed", exc_info=True)
+        await asyncio.sleep(interval_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +197,16 @@ async def running_ingress(settings: Settings) -> AsyncIterator[RunningIngress]:
         await pool.open(wait=True, timeout=DB_OPEN_TIMEOUT_S)
         stack.push_async_callback(pool.close)
 
+        keys_pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            settings.database_url, min_size=1, max_size=IDEMPOTENCY_POOL_MAX, open=False,
+            timeout=DB_POOL_TIMEOUT_S, kwargs={"autocommit": True},
+            configure=configure_idempotency_connection, name="ingress-idempotency")
+        await keys_pool.open(wait=True, timeout=DB_OPEN_TIMEOUT_S)
+        stack.push_async_callback(keys_pool.close)
+        keys = PostgresIdempotencyStore(keys_pool)
+        purger = spawn(purge_expired_keys(keys), name="ingress.idempotency-purge")
+        stack.push_async_callback(_cancel_and_wait, purger)
+
         feed = StatusFeed(settings.kafka_bootstrap, hub, metrics,
                           client_id=f"{settings.app_id}-ingress-status")
         await feed.start()
@@ -155,9 +215,10 @@ async def running_ingress(settings: Settings) -> AsyncIterator[RunningIngress]:
         stack.push_async_callback(_cancel_and_wait, feed_task)
 
         app = build_app(settings, producer=KafkaOrderBus(producer),
-                        store=PostgresOrderStore(pool), hub=hub, metrics=metrics)
+                        store=PostgresOrderStore(pool), hub=hub, metrics=metrics,
+                        idempotency=keys)
         runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                               shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+                               shutdown_timeout=SHUTDOWN_TIMEOUT_S, **RUNNER_OPTIONS)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, settings.http_host, settings.http_port)

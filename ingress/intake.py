@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from ingress.idempotency import Claim, IdempotencyStore, fingerprint
 from ingress.metrics import IngressMetrics
 from ingress.ports import BrokerUnavailable, OrderBus
 from pipeline.lifecycle import OrderAccepted, apply
@@ -13,24 +14,46 @@ from pipeline.wire import ExecuteOrder, StatusEvent
 log = logging.getLogger(__name__)
 
 
+class OrderNotAccepted(BrokerUnavailable):
+    """The broker did not acknowledge the order ``order_id`` (it may still have written it)."""
+
+    def __init__(self, order_id: str, message: str) -> None:
+        super().__init__(message=message)
+        self.order_id = order_id
+
+
 class OrderIntake:
-    def __init__(self, bus: OrderBus, metrics: IngressMetrics) -> None:
+    def __init__(self, bus: OrderBus, metrics: IngressMetrics,
+                 keys: IdempotencyStore | None = None) -> None:
         self._bus = bus
         self._metrics = metrics
+        self._keys = keys
+
+    async def submit(self, order: ExecuteOrder, idempotency_key: str | None = None) -> Claim:
+        """Accept ``order``, or under an idempotency key the key's order (see ingress.idempotency).
+
+        Raises :class:`OrderNotAccepted` (naming the orderId that was not acknowledged),
+        and with a key ``IdempotencyKeyReused`` / ``IdempotencyKeyBusy`` /
+        ``StoreUnavailable``.
+        """
+        if idempotency_key is None or self._keys is None:
+            await self.accept(order)
+            return Claim(order, replayed=False, produced=True)
+        return await self._keys.claim(idempotency_key, fingerprint(order), order, self.accept)
 
     async def accept(self, order: ExecuteOrder) -> StatusEvent:
         """Produce the order and wait for the ack, then announce ``pending``.
 
-        Raises :class:`BrokerUnavailable` if the order itself was not acknowledged.
+        Raises :class:`OrderNotAccepted` if the order itself was not acknowledged.
         A failure to announce ``pending`` is only logged: the order is already
         accepted and the worker emits the same (deterministic) event anyway.
         """
         key = order.order_id.encode()
         try:
             await self._bus.send(ORDERS, key, order.encode())
-        except BrokerUnavailable:
+        except BrokerUnavailable as exc:
             self._metrics.orders_rejected.labels(code=BrokerUnavailable.default_code).inc()
-            raise
+            raise OrderNotAccepted(order.order_id, exc.message) from exc
         self._metrics.orders_accepted.labels(source=order.source).inc()
         pending = StatusEvent.of(apply(order.to_order(), OrderAccepted()),
                                  client_ref=order.client_ref)

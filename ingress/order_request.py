@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from ingress.idempotency import WS_KEY_FIELD, parse_key
 from pipeline.errors import InvalidOrder
 from pipeline.tokens import resolve_token, to_base_units
 from pipeline.wire import ExecuteOrder
@@ -25,13 +26,26 @@ ALLOWED_FIELDS = frozenset(REQUIRED_FIELDS + OPTIONAL_FIELDS)
 
 def parse_order_request(body: bytes | str, *, source: str, submitted_at_ms: int) -> ExecuteOrder:
     """Validate in field order (tokens before amount: the amount's precision depends on tokenIn)."""
+    return order_from_document(_json_object(body), source=source,
+                               submitted_at_ms=submitted_at_ms)
+
+
+def parse_order_message(body: bytes | str, *, source: str, submitted_at_ms: int
+                        ) -> tuple[ExecuteOrder, str | None]:
+    """An order message that may also carry ``"idempotencyKey"`` (the WebSocket submit)."""
+    doc = _json_object(body)
+    key = parse_key(doc.pop(WS_KEY_FIELD), field=WS_KEY_FIELD) if WS_KEY_FIELD in doc else None
+    return order_from_document(doc, source=source, submitted_at_ms=submitted_at_ms), key
+
+
+def _json_object(body: bytes | str) -> dict[str, Any]:
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidOrder("malformed_json", f"body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise InvalidOrder("invalid_body", "body must be a JSON object")
-    return order_from_document(doc, source=source, submitted_at_ms=submitted_at_ms)
+    return doc
 
 
 def order_from_document(doc: dict[str, Any], *, source: str, submitted_at_ms: int

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import re
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.http_exceptions import PayloadEncodingError
+from aiohttp.web_protocol import RequestPayloadError
 
-from ingress.intake import OrderIntake
+from ingress.idempotency import (
+    IDEMPOTENCY_HEADER,
+    REPLAYED_HEADER,
+    IdempotencyKeyBusy,
+    IdempotencyKeyReused,
+    key_from_headers,
+)
+from ingress.intake import OrderIntake, OrderNotAccepted
 from ingress.metrics import IngressMetrics
 from ingress.order_request import parse_order_request
-from ingress.ports import BrokerUnavailable, OrderStore
+from ingress.ports import OrderStore
 from ingress.records import PageCursor
-from ingress.responses import error_of, error_response, json_response
+from ingress.responses import error_body, error_of, error_response, json_response
 from ingress.views import order_detail, order_summary
 from pipeline.errors import InvalidOrder
 from pipeline.wire import MAX_MESSAGE_BYTES, now_ms
@@ -34,33 +43,62 @@ class OrdersApi:
         return error_response(status, code, message, field)
 
     async def execute(self, request: web.Request) -> web.Response:
-        """``POST /api/orders/execute``: 202 once the broker has acknowledged the order."""
+        """``POST /api/orders/execute``: 202 once the broker has acknowledged the order.
+
+        With an ``Idempotency-Key`` header, a repeat of the same request answers the
+        same orderId (``Idempotent-Replayed: true``) and produces nothing new; the
+        key with another request is a 422 (see :mod:`ingress.idempotency`).
+        """
         if request.content_type != "application/json":
             return self._reject(415, "unsupported_media_type",
                                 "Content-Type must be application/json")
+        encoding = request.headers.get(hdrs.CONTENT_ENCODING, "identity").strip().lower()
+        if encoding not in ("identity", ""):
+            return self._reject(415, "unsupported_content_encoding",
+                                "send the body uncompressed (Content-Encoding: identity)",
+                                "Content-Encoding")
         too_large = f"body exceeds {MAX_BODY_BYTES} bytes"
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             return self._reject(413, "payload_too_large", too_large)
         try:
+            key = key_from_headers(request.headers)
+        except InvalidOrder as exc:
+            return self._reject(400, exc.code, exc.message, exc.field)
+        try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return self._reject(413, "payload_too_large", too_large)
+        except (RequestPayloadError, PayloadEncodingError) as exc:
+            # e.g. Content-Encoding: gzip over bytes that are not gzip
+            return self._reject(400, "invalid_body_encoding",
+                                f"the body could not be decoded: {str(exc).strip()}")
         try:
             order = parse_order_request(body, source="http", submitted_at_ms=now_ms())
         except InvalidOrder as exc:
             return self._reject(400, exc.code, exc.message, exc.field)
         try:
-            await self._intake.accept(order)
-        except BrokerUnavailable as exc:
+            claim = await self._intake.submit(order, key)
+        except IdempotencyKeyReused as exc:
+            return self._reject(422, exc.code, exc.message, IDEMPOTENCY_HEADER)
+        except IdempotencyKeyBusy as exc:
+            self._metrics.orders_rejected.labels(code=exc.code).inc()
+            return json_response(error_body(exc.code, exc.message, IDEMPOTENCY_HEADER),
+                                 status=409, headers={"Retry-After": "1"})
+        except OrderNotAccepted as exc:
             # orderId too: after an ack timeout the broker may still have written the order,
             # and this is the only way the client can find out (GET /api/orders/{orderId}).
+            # Under an idempotency key, a retry with the key produces this same orderId.
             return json_response(
                 {"error": {"code": exc.code, "field": None,
                            "message": f"order not accepted, try again: {exc.message}"},
-                 "orderId": order.order_id},
+                 "orderId": exc.order_id},
                 status=503, headers={"Retry-After": "1"})
-        return json_response({"orderId": order.order_id, "status": "pending"}, status=202,
-                             headers={"Location": f"/api/orders/{order.order_id}"})
+        order_id = claim.order.order_id
+        headers = {"Location": f"/api/orders/{order_id}"}
+        if key is not None:
+            headers[REPLAYED_HEADER] = "true" if claim.replayed else "false"
+        return json_response({"orderId": order_id, "status": "pending"}, status=202,
+                             headers=headers)
 
     async def get_order(self, request: web.Request) -> web.Response:
         """``GET /api/orders/{orderId}``: the order as persisted, with its event history."""

@@ -70,6 +70,7 @@ class StatusStream:
         self._until_terminal_of = until_terminal_of
         self._sub: Subscription = hub.subscribe()
         self._sent = SentIds()
+        self._floors: dict[str, int] = {}  # orderId -> rank the client already has
         self._lock = asyncio.Lock()
         self.finished = False  # the watched order reached a terminal status and it was sent
 
@@ -85,8 +86,17 @@ class StatusStream:
             raise SlowSubscriber(f"a send stalled for {self._send_stall_s:g}s") from None
         self._metrics.ws_messages_sent.inc()
 
-    async def follow_order(self, order_id: str, *, announce: bool = True) -> None:
+    async def follow_order(self, order_id: str, *, announce: bool = True,
+                           after_rank: int | None = None) -> None:
+        """Backlog then live events of one order; with ``after_rank`` only those ranked above.
+
+        ``after_rank`` is the rank of the last event a reconnecting client already has
+        (see ``?after=<eventId>``): the order's events up to it are neither replayed
+        nor sent live again.
+        """
         async with self._lock:
+            if after_rank is not None:
+                self._floors[order_id] = max(after_rank, self._floors.get(order_id, after_rank))
             self._sub.order_ids.add(order_id)
             backlog = await self._backlog([order_id])
             replayed = await self._send_events(sorted(backlog, key=_rank_then_ts))
@@ -154,6 +164,8 @@ class StatusStream:
             if self._sub.overflowed:
                 raise SlowSubscriber(f"more than {self._sub.capacity} undelivered events")
             if self.finished or event.event_id in self._sent:
+                continue
+            if event.rank <= self._floors.get(event.order_id, -1):
                 continue
             await self.send_json({"type": "status", **event.to_json()})
             self._sent.add(event.event_id)

@@ -1,14 +1,24 @@
 """WebSocket routes: follow order status live, or submit an order and follow it to the end.
 
-Client -> server on ``/api/orders/ws``::
+Client -> server on ``/api/orders/ws[?orderId=X[&after=<eventId>]]``::
 
-    {"action": "subscribe", "orderId": "..."}     {"action": "subscribe", "all": true}
+    {"action": "subscribe", "orderId": "...", "after": "<eventId>"?}
+    {"action": "subscribe", "all": true}
     {"action": "unsubscribe", "orderId": "..."}   {"action": "unsubscribe", "all": true}
 
 Server -> client: ``{"type": "status", ...StatusEvent}`` per event;
 ``{"type": "subscribed", "orderId"|"all", "replayed": n}`` once a subscription's
 backlog has been sent; ``{"type": "unsubscribed", ...}``;
 ``{"type": "error", "error": {"code", "message", "field"}}``.
+
+Reconnecting (after an ingress restart, say): the client passes the last eventId it
+has as ``after`` and gets only the order's later events (by lifecycle rank), from
+PostgreSQL and the hub's cache, then live ones. Without ``after`` the whole history
+is replayed and the client de-duplicates by eventId (``orderId:attempt:status``).
+
+``/api/orders/execute``: the first message is the order, optionally with
+``"idempotencyKey"`` (see :mod:`ingress.idempotency`); then ``{"type": "accepted",
+"orderId", "status", "order", "replayed"}`` and the order's events until it ends.
 """
 
 from __future__ import annotations
@@ -24,15 +34,17 @@ import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ingress.hub import SlowSubscriber, StatusHub
-from ingress.intake import OrderIntake
+from ingress.idempotency import WS_KEY_FIELD, IdempotencyKeyBusy, IdempotencyKeyReused
+from ingress.intake import OrderIntake, OrderNotAccepted
 from ingress.metrics import IngressMetrics
-from ingress.order_request import parse_order_request
+from ingress.order_request import parse_order_message
 from ingress.orders_api import MAX_BODY_BYTES, ORDER_ID
-from ingress.ports import BrokerUnavailable, OrderStore
+from ingress.ports import OrderStore
 from ingress.responses import error_body, error_response
 from ingress.status_stream import StatusStream
 from ingress.tasks import spawn
-from pipeline.errors import InvalidOrder
+from pipeline.errors import InvalidOrder, TransientError
+from pipeline.lifecycle import OrderStatus, rank
 from pipeline.wire import now_ms
 
 log = logging.getLogger(__name__)
@@ -69,16 +81,25 @@ class WebSocketApi:
             if order_id is not None and not ORDER_ID.match(order_id):
                 await _fail(ws, "invalid_order_id", "orderId is not a valid order id", "orderId")
                 return ws
+            after = request.query.get("after")
+            try:
+                after_rank = None if after is None else parse_after(order_id, after)
+            except InvalidOrder as exc:
+                await _fail(ws, exc.code, exc.message, exc.field)
+                return ws
             await self._stream(ws, stream, first=(
-                stream.follow_order(order_id) if order_id is not None else stream.follow_all()))
+                stream.follow_order(order_id, after_rank=after_rank) if order_id is not None
+                else stream.follow_all()))
         return ws
 
     async def execute(self, request: web.Request) -> web.StreamResponse:
         """``GET /api/orders/execute`` (upgrade): first message is the order, then its events."""
         ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=MAX_BODY_BYTES)
         if not ws.can_prepare(request).ok:
-            return error_response(405, "method_not_allowed",
-                                  "POST an order, or open a WebSocket on this path")
+            response = error_response(405, "method_not_allowed",
+                                      "POST an order, or open a WebSocket on this path")
+            response.headers["Allow"] = "GET, POST"  # GET only as a WebSocket upgrade
+            return response
         await ws.prepare(request)
         try:
             msg = await ws.receive(timeout=FIRST_MESSAGE_TIMEOUT_S)
@@ -89,24 +110,35 @@ class WebSocketApi:
             await _fail(ws, "invalid_body", "the first message must be the order as JSON text")
             return ws
         try:
-            order = parse_order_request(msg.data, source="ws", submitted_at_ms=now_ms())
+            order, key = parse_order_message(msg.data, source="ws", submitted_at_ms=now_ms())
         except InvalidOrder as exc:
             self._metrics.orders_rejected.labels(code=exc.code).inc()
             await _fail(ws, exc.code, exc.message, exc.field)
             return ws
+        try:
+            claim = await self._intake.submit(order, key)
+        except IdempotencyKeyReused as exc:
+            self._metrics.orders_rejected.labels(code=exc.code).inc()
+            await _fail(ws, exc.code, exc.message, WS_KEY_FIELD)
+            return ws
+        except OrderNotAccepted as exc:
+            await _fail(ws, exc.code, f"order {exc.order_id} not accepted, try again: "
+                        f"{exc.message}", close_code=WSCloseCode.TRY_AGAIN_LATER)
+            return ws
+        except TransientError as exc:  # the idempotency store is busy or unavailable
+            await _fail(ws, exc.code, exc.message,
+                        WS_KEY_FIELD if isinstance(exc, IdempotencyKeyBusy) else None,
+                        close_code=WSCloseCode.TRY_AGAIN_LATER)
+            return ws
+        accepted = claim.order
         stream = StatusStream(ws, self._hub, self._store, self._metrics,
-                              until_terminal_of=order.order_id)
+                              until_terminal_of=accepted.order_id)
         with self._tracked(ws, stream):
-            try:
-                await self._intake.accept(order)
-            except BrokerUnavailable as exc:
-                await _fail(ws, exc.code, f"order not accepted, try again: {exc.message}",
-                            close_code=WSCloseCode.TRY_AGAIN_LATER)
-                return ws
-            await stream.send_json({"type": "accepted", "orderId": order.order_id,
-                                    "status": "pending", "order": order.to_json()})
+            await stream.send_json({"type": "accepted", "orderId": accepted.order_id,
+                                    "status": "pending", "order": accepted.to_json(),
+                                    "replayed": claim.replayed})
             await self._stream(ws, stream, controls=False,
-                               first=stream.follow_order(order.order_id, announce=False))
+                               first=stream.follow_order(accepted.order_id, announce=False))
         return ws
 
     @contextmanager
@@ -164,7 +196,7 @@ class WebSocketApi:
 
     async def _control(self, stream: StatusStream, text: str) -> None:
         try:
-            action, order_id = _parse_control(text)
+            action, order_id, after_rank = _parse_control(text)
         except InvalidOrder as exc:
             await stream.send_json({"type": "error", **error_body(exc.code, exc.message,
                                                                   exc.field)})
@@ -173,15 +205,15 @@ class WebSocketApi:
             case "subscribe", None:
                 await stream.follow_all()
             case "subscribe", str():
-                await stream.follow_order(order_id)
+                await stream.follow_order(order_id, after_rank=after_rank)
             case "unsubscribe", None:
                 await stream.unfollow_all()
             case "unsubscribe", str():
                 await stream.unfollow_order(order_id)
 
 
-def _parse_control(text: str) -> tuple[str, str | None]:
-    """``(action, orderId)``; orderId None means all orders."""
+def _parse_control(text: str) -> tuple[str, str | None, int | None]:
+    """``(action, orderId, after_rank)``; orderId None means all orders."""
     try:
         doc = orjson.loads(text)
     except orjson.JSONDecodeError:
@@ -192,13 +224,42 @@ def _parse_control(text: str) -> tuple[str, str | None]:
     if action not in ("subscribe", "unsubscribe"):
         raise InvalidOrder("invalid_action", "action must be subscribe or unsubscribe",
                            field="action")
+    after = doc.get("after")
     if doc.get("all") is True and "orderId" not in doc:
-        return action, None
+        if after is not None:
+            raise InvalidOrder("invalid_after", "after needs an orderId", field="after")
+        return action, None, None
     order_id = doc.get("orderId")
     if not isinstance(order_id, str) or not ORDER_ID.match(order_id):
         raise InvalidOrder("invalid_order_id", 'give a valid "orderId" or "all": true',
                            field="orderId")
-    return action, order_id
+    if after is None or action == "unsubscribe":
+        return action, order_id, None
+    return action, order_id, parse_after(order_id, after)
+
+
+def parse_after(order_id: str | None, after: object) -> int:
+    """The lifecycle rank of the eventId ``after`` (``orderId:attempt:status``) of ``order_id``.
+
+    A subscriber that reconnects passes the last eventId it has; the server then
+    sends only the order's events that come after it in the lifecycle (higher rank).
+    """
+    bad = InvalidOrder("invalid_after", "after must be an eventId of the subscribed order, "
+                       "orderId:attempt:status", field="after")
+    if order_id is None:
+        raise InvalidOrder("invalid_after", "after needs an orderId", field="after")
+    if not isinstance(after, str):
+        raise bad
+    parts = after.split(":")  # orderIds have no colons
+    if len(parts) != 3 or parts[0] != order_id:
+        raise bad
+    _, attempt, status = parts
+    if not (attempt.isascii() and attempt.isdigit()) or not 1 <= int(attempt) <= 1000:
+        raise bad
+    try:
+        return rank(OrderStatus(status), int(attempt))
+    except ValueError:
+        raise bad from None
 
 
 async def _fail(ws: web.WebSocketResponse, code: str, message: str, field: str | None = None,

@@ -36,7 +36,8 @@ def resolve_token(symbol_or_mint: str, *, field: str = "token") -> Token:
     """Find a token by symbol (case-insensitive) or by mint address."""
     if not isinstance(symbol_or_mint, str) or not symbol_or_mint:
         raise InvalidOrder("unknown_token", f"{field} must be a token symbol or mint", field=field)
-    token = _BY_SYMBOL.get(symbol_or_mint.upper()) or _BY_MINT.get(symbol_or_mint)
+    symbol = symbol_or_mint.upper() if symbol_or_mint.isascii() else None
+    token = (_BY_SYMBOL.get(symbol) if symbol else None) or _BY_MINT.get(symbol_or_mint)
     if token is None:
         raise InvalidOrder(
             "unknown_token",

@@ -13,8 +13,7 @@ const TERMINAL = new Set(["confirmed", "failed"]);
 const MAX_CARDS = 200;
 
 const $ = (sel) => document.querySelector(sel);
-const orders = new Map(); // orderId -> {el, rank, status, facts}
-const seen = new Set(); // eventIds already applied (replays after a reconnect repeat them)
+const orders = new Map(); // orderId -> {el, rank, status, facts, lastEventId}
 
 function token(mint) {
   return TOKENS[mint] || { symbol: mint.slice(0, 4) + "…", decimals: null };
@@ -87,9 +86,8 @@ function setFact(entry, label, value, title) {
   }
 }
 
+// Every status event is applied once, whatever the server replays after a reconnect.
 function apply(ev) {
-  if (seen.has(ev.eventId)) return;
-  seen.add(ev.eventId);
   const entry = card(ev);
   const o = entry.order;
   const d = ev.data || {};
@@ -124,6 +122,7 @@ function apply(ev) {
   if (r > entry.rank) {
     entry.rank = r;
     entry.status = ev.status;
+    entry.lastEventId = ev.eventId;
     renderStatus(entry);
   }
 }
@@ -147,29 +146,148 @@ function renderStatus(entry) {
 }
 
 // ---- live feed ----
+//
+// One WebSocket follows all orders. When it drops (an ingress restart, a network blip) it
+// reconnects with exponential back-off and jitter; the server replays recent history on
+// every (re)subscription, and each order still in flight on the page is re-subscribed
+// with `after` = the last eventId we have, so nothing missed is lost. Events are
+// de-duplicated by eventId (deterministic: orderId:attempt:status) before they are applied.
 
-let backoff = 500;
+const BACKOFF_BASE_MS = 500;
+const BACKOFF_CAP_MS = 10000;
 
-function connect() {
+// Delay before reconnect attempt `attempt` (0-based): exponential, capped, "equal jitter"
+// (half fixed, half random) so a restarted ingress is not hit by every tab at once.
+function backoffDelay(attempt, random = Math.random) {
+  const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(attempt, 20));
+  return Math.round(ceiling / 2 + (ceiling / 2) * random());
+}
+
+// A bounded set of eventIds already seen (oldest forgotten first).
+function createSeen(limit = 20000) {
+  const ids = new Set();
+  return {
+    firstTime(id) {
+      if (ids.has(id)) return false;
+      ids.add(id);
+      if (ids.size > limit) ids.delete(ids.values().next().value);
+      return true;
+    },
+    get size() {
+      return ids.size;
+    },
+  };
+}
+
+// The live feed, with its outside world injected (the browser's, or a test's):
+//   url            WebSocket URL (all orders)
+//   WebSocketImpl  constructor with the browser WebSocket interface
+//   setTimer       (fn, ms) => void
+//   random         () => [0, 1)
+//   onEvent(ev)    a status event, called once per eventId
+//   onState(s)     "connecting" | "live" | "reconnecting"
+//   followed()     [{orderId, after}] orders to re-subscribe after a reconnect
+function createFeed(opts) {
+  const seen = createSeen();
+  let attempt = 0;
+  let ws = null;
+  let stopped = false;
+  let connections = 0;
+  let scheduled = 0; // id of the pending reconnect (0: none)
+  let nextId = 1;
+
+  function connect() {
+    if (stopped) return;
+    connections += 1;
+    const reconnecting = connections > 1;
+    opts.onState(reconnecting ? "reconnecting" : "connecting");
+    ws = new opts.WebSocketImpl(opts.url);
+    ws.onmessage = (msg) => {
+      let m;
+      try {
+        m = JSON.parse(msg.data);
+      } catch (_) {
+        return;
+      }
+      if (m.type === "status") {
+        if (seen.firstTime(m.eventId)) opts.onEvent(m);
+      } else if (m.type === "subscribed" && m.all) {
+        attempt = 0; // the server answered with its backlog: this connection works
+        opts.onState("live");
+        if (reconnecting) resubscribe(ws);
+      } else if (m.type === "error") {
+        console.warn("orderflow:", m.error);
+      }
+    };
+    ws.onclose = () => {
+      if (stopped) return;
+      opts.onState("reconnecting");
+      const delay = backoffDelay(attempt, opts.random);
+      attempt += 1;
+      const id = nextId++;
+      scheduled = id;
+      opts.setTimer(() => {
+        if (scheduled !== id) return; // nudged meanwhile
+        scheduled = 0;
+        connect();
+      }, delay);
+    };
+  }
+
+  function resubscribe(socket) {
+    for (const { orderId, after } of opts.followed()) {
+      const msg = { action: "subscribe", orderId };
+      if (after) msg.after = after;
+      socket.send(JSON.stringify(msg));
+    }
+  }
+
+  return {
+    start: connect,
+    stop() {
+      stopped = true;
+      if (ws) ws.close();
+    },
+    // Reconnect now (the browser came back online) instead of waiting for the timer.
+    nudge() {
+      if (!scheduled || stopped) return;
+      scheduled = 0;
+      attempt = 0;
+      connect();
+    },
+    get attempt() {
+      return attempt;
+    },
+  };
+}
+
+function inFlightOrders() {
+  const out = [];
+  for (const [orderId, entry] of orders) {
+    if (!TERMINAL.has(entry.status)) out.push({ orderId, after: entry.lastEventId });
+  }
+  return out;
+}
+
+function startFeed() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${scheme}://${location.host}/api/orders/ws`);
   const conn = $("#conn");
-  ws.onopen = () => {
-    backoff = 500;
-    conn.textContent = "live";
-    conn.className = "conn conn-up";
-  };
-  ws.onmessage = (msg) => {
-    const m = JSON.parse(msg.data);
-    if (m.type === "status") apply(m);
-    else if (m.type === "error") console.warn("orderflow:", m.error);
-  };
-  ws.onclose = () => {
-    conn.textContent = "reconnecting…";
-    conn.className = "conn conn-down";
-    setTimeout(connect, backoff);
-    backoff = Math.min(backoff * 2, 10000);
-  };
+  const labels = { connecting: "connecting…", live: "live", reconnecting: "reconnecting…" };
+  const feed = createFeed({
+    url: `${scheme}://${location.host}/api/orders/ws`,
+    WebSocketImpl: WebSocket,
+    setTimer: (fn, ms) => setTimeout(fn, ms),
+    random: Math.random,
+    onEvent: apply,
+    onState: (state) => {
+      conn.textContent = labels[state];
+      conn.className = state === "live" ? "conn conn-up" : "conn conn-down";
+    },
+    followed: inFlightOrders,
+  });
+  feed.start();
+  window.addEventListener("online", () => feed.nudge());
+  return feed;
 }
 
 // ---- order form ----
@@ -195,6 +313,49 @@ function showInfo(text) {
   p.hidden = false;
 }
 
+// A new idempotency key per order the user submits; retries of that submission reuse it,
+// so a retry after a timeout or a 503 can never create a second order.
+function newIdempotencyKey() {
+  if (globalThis.crypto && typeof globalThis.crypto.randomUUID === "function") {
+    return globalThis.crypto.randomUUID();
+  }
+  const bytes = new Uint8Array(16);
+  globalThis.crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+const RETRIABLE = new Set([409, 429, 502, 503, 504]);
+
+// POST the order with one Idempotency-Key, retrying network errors and transient statuses.
+// Returns {status, doc, key, attempts}; status 0 means the network never answered.
+async function submitOrder(body, opts = {}) {
+  const fetchImpl = opts.fetchImpl || fetch;
+  const sleep = opts.sleep || ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+  const maxAttempts = opts.maxAttempts || 4;
+  const key = opts.key || newIdempotencyKey();
+  const onRetry = opts.onRetry || (() => {});
+  let last = { status: 0, doc: { error: { message: "network error" } } };
+  for (let attempt = 1; attempt <= maxAttempts; attempt += 1) {
+    try {
+      const resp = await fetchImpl("/api/orders/execute", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "Idempotency-Key": key },
+        body: JSON.stringify(body),
+      });
+      const doc = await resp.json().catch(() => ({}));
+      last = { status: resp.status, doc };
+      if (!RETRIABLE.has(resp.status)) return { ...last, key, attempts: attempt };
+    } catch (err) {
+      last = { status: 0, doc: { error: { message: `Network error: ${err.message}` } } };
+    }
+    if (attempt < maxAttempts) {
+      onRetry(attempt);
+      await sleep(backoffDelay(attempt - 1));
+    }
+  }
+  return { ...last, key, attempts: maxAttempts };
+}
+
 async function submit(event) {
   event.preventDefault();
   const form = event.target;
@@ -208,30 +369,32 @@ async function submit(event) {
   };
   button.disabled = true;
   try {
-    const resp = await fetch("/api/orders/execute", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body),
+    const { status, doc } = await submitOrder(body, {
+      onRetry: () => showInfo("Retrying…"),
     });
-    const doc = await resp.json().catch(() => ({}));
-    if (resp.status === 202) {
+    if (status === 202) {
       showError(null);
       showInfo(`Accepted ${shortId(doc.orderId)}`);
     } else {
-      showError(doc.error || { message: `HTTP ${resp.status}` });
+      showError((doc && doc.error) || { message: `HTTP ${status}` });
     }
-  } catch (err) {
-    showError({ message: `Network error: ${err.message}` });
   } finally {
     button.disabled = false;
   }
 }
 
-document.addEventListener("DOMContentLoaded", () => {
-  $("#order-form").addEventListener("submit", submit);
-  $("#flip").addEventListener("click", () => {
-    const f = $("#order-form");
-    [f.tokenIn.value, f.tokenOut.value] = [f.tokenOut.value, f.tokenIn.value];
+if (typeof document !== "undefined") {
+  document.addEventListener("DOMContentLoaded", () => {
+    $("#order-form").addEventListener("submit", submit);
+    $("#flip").addEventListener("click", () => {
+      const f = $("#order-form");
+      [f.tokenIn.value, f.tokenOut.value] = [f.tokenOut.value, f.tokenIn.value];
+    });
+    startFeed();
   });
-  connect();
-});
+}
+
+// For the unit tests (node); browsers have no `module`.
+if (typeof module !== "undefined" && module.exports) {
+  module.exports = { backoffDelay, createSeen, createFeed, submitOrder, newIdempotencyKey };
+}

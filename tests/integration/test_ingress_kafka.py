@@ -3,7 +3,7 @@
 An order POSTed over HTTP is on ``orders`` byte for byte as the contract says;
 a WebSocket that joins late gets the persisted prefix, the broadcast-only
 events and then the live ones, in order, each once; ``serve()`` starts and
-stops cleanly. Tables come from the real migration file, in a schema of this
+stops cleanly. Tables come from the real migrations, in a schema of this
 module's own so other tests' rows never interfere.
 """
 
@@ -15,7 +15,6 @@ import signal
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -29,7 +28,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from ingress.app import RunningIngress, running_ingress, serve
-from orderflow.settings import REPO_ROOT, Settings
+from orderflow.settings import Settings
 from pipeline.lifecycle import (
     Order,
     OrderAccepted,
@@ -45,11 +44,11 @@ from pipeline.lifecycle import (
 from pipeline.tokens import SOL, USDC
 from pipeline.topics import ORDER_STATUS, ORDERS
 from pipeline.wire import StatusEvent, decode_execute_order, now_ms, parse_iso_ms
+from sinks.migrate import migrate
 from tests.helpers import free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
-MIGRATION = REPO_ROOT / "sinks" / "migrations" / "001_init.sql"
 SCHEMA = "ingress_it"
 
 
@@ -71,17 +70,22 @@ async def topics(broker: str) -> str:
     return broker
 
 
-@pytest.fixture(scope="module")
-async def dsn(database_url: str) -> str:
-    """The test database, with this module's own schema created from the real migration."""
+async def schema_dsn(database_url: str, schema: str) -> str:
+    """A DSN whose tables live in a fresh ``schema``, created by the real migrations."""
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
         await conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
-            sql.Identifier(SCHEMA)))
-        await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(SCHEMA)))
-        await conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(SCHEMA)))
-        await conn.execute(Path(MIGRATION).read_bytes())
+            sql.Identifier(schema)))
+        await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
     sep = "&" if "?" in database_url else "?"
-    return f"{database_url}{sep}options={quote(f'-c search_path={SCHEMA}')}"
+    dsn = f"{database_url}{sep}options={quote(f'-c search_path={schema}')}"
+    await migrate(dsn)
+    return dsn
+
+
+@pytest.fixture(scope="module")
+async def dsn(database_url: str) -> str:
+    """The test database, with this module's own schema created by the real migrations."""
+    return await schema_dsn(database_url, SCHEMA)
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,9 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from ingress.app import build_app
+from ingress.app import RUNNER_OPTIONS, build_app
 from ingress.hub import StatusHub
+from ingress.idempotency import IdempotencyStore, InMemoryIdempotencyStore
 from ingress.metrics import IngressMetrics
 from ingress.ports import BrokerUnavailable, OrderBus, OrderStore
 from ingress.records import OrderRecord, PageCursor, ms_to_datetime
@@ -54,11 +55,22 @@ class FakeBus:
         self.sent: list[Sent] = []
         self.down_topics: set[str] = set()
         self.healthy = True
+        self.gate: asyncio.Event | None = None  # when set, every send waits for it
+        self.sending = 0  # sends waiting at the gate
 
     async def send(self, topic: str, key: bytes, value: bytes) -> None:
+        if self.gate is not None:
+            self.sending += 1
+            try:
+                await self.gate.wait()
+            finally:
+                self.sending -= 1
         if topic in self.down_topics:
             raise BrokerUnavailable(message="test broker is down")
         self.sent.append(Sent(topic, key, value))
+
+    def on(self, topic: str) -> list[Sent]:
+        return [s for s in self.sent if s.topic == topic]
 
     async def check(self) -> None:
         if not self.healthy:
@@ -98,6 +110,7 @@ class FakeStore:
 
 _bus: OrderBus = FakeBus()  # the doubles satisfy the protocols (checked by mypy)
 _store: OrderStore = FakeStore()
+_keys: IdempotencyStore = InMemoryIdempotencyStore()
 
 
 def record(order_id: str, *, submitted_ms: int = 1_700_000_000_000, **changes: Any
@@ -137,12 +150,17 @@ class Ingress:
     store: FakeStore
     hub: StatusHub
     metrics: IngressMetrics = field(default_factory=IngressMetrics)
+    keys: InMemoryIdempotencyStore = field(default_factory=InMemoryIdempotencyStore)
 
 
 @pytest.fixture
 async def ingress() -> AsyncIterator[Ingress]:
     bus, store, metrics = FakeBus(), FakeStore(), IngressMetrics()
+    keys = InMemoryIdempotencyStore()
     hub = StatusHub(client_capacity=64)
-    app = build_app(Settings(), producer=bus, store=store, hub=hub, metrics=metrics)
-    async with TestClient(TestServer(app)) as client:
-        yield Ingress(client, bus, store, hub, metrics)
+    app = build_app(Settings(), producer=bus, store=store, hub=hub, metrics=metrics,
+                    idempotency=keys)
+    server = TestServer(app)
+    await server.start_server(**RUNNER_OPTIONS)  # as running_ingress runs it
+    async with TestClient(server) as client:
+        yield Ingress(client, bus, store, hub, metrics, keys)

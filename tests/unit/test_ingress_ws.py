@@ -240,3 +240,54 @@ async def test_database_down_still_replays_the_cache_and_says_so(ingress: Ingres
     assert replay[0]["type"] == "error"
     assert replay[0]["error"]["code"] == "backlog_unavailable"
     assert ids(replay[1:]) == [pending.event_id, "subscribed"]
+
+
+async def test_reconnect_with_after_gets_only_the_later_events(ingress: Ingress) -> None:
+    oid = "order-after-1"
+    pending, routing, building, submitted, confirmed = lifecycle(oid)
+    ingress.store.orders[oid] = record(oid)
+    ingress.store.events = [building, pending, routing]
+    ingress.hub.publish(submitted)  # not persisted yet: only in the hub's cache
+    async with ingress.client.ws_connect(f"{WS}?orderId={oid}&after={routing.event_id}") as ws:
+        replay = await receive_until(ws, "subscribed")
+        assert ids(replay) == [building.event_id, submitted.event_id, "subscribed"]
+        assert replay[-1] == {"type": "subscribed", "orderId": oid, "replayed": 2}
+        for redelivered in (routing, pending, building):  # the client has these already
+            ingress.hub.publish(redelivered)
+        ingress.hub.publish(confirmed)
+        assert ids([await receive(ws)]) == [confirmed.event_id]
+        with pytest.raises(TimeoutError):
+            await ws.receive(timeout=0.1)
+
+
+async def test_subscribe_message_with_after(ingress: Ingress) -> None:
+    oid = "order-after-2"
+    events = lifecycle(oid)
+    ingress.store.events = events[:4]
+    async with ingress.client.ws_connect(WS + "?orderId=order-other-1") as ws:
+        await receive_until(ws, "subscribed")
+        await ws.send_json({"action": "subscribe", "orderId": oid,
+                            "after": events[2].event_id})
+        replay = await receive_until(ws, "subscribed")
+        assert ids(replay) == [events[3].event_id, "subscribed"]
+        await ws.send_json({"action": "subscribe", "all": True, "after": events[2].event_id})
+        doc = await receive(ws)
+        assert (doc["type"], doc["error"]["code"], doc["error"]["field"]) == (
+            "error", "invalid_after", "after")
+
+
+@pytest.mark.parametrize("query", [
+    "after=order-after-3:1:pending",  # no orderId
+    "orderId=order-after-3&after=order-other-9:1:pending",
+    "orderId=order-after-3&after=order-after-3:1:done",
+    "orderId=order-after-3&after=order-after-3:x:pending",
+    "orderId=order-after-3&after=order-after-3:0:pending",
+    "orderId=order-after-3&after=order-after-3:1:pending:1",
+    "orderId=order-after-3&after=",
+])
+async def test_invalid_after_is_refused(ingress: Ingress, query: str) -> None:
+    async with ingress.client.ws_connect(f"{WS}?{query}") as ws:
+        doc = await receive(ws)
+        assert (doc["error"]["code"], doc["error"]["field"]) == ("invalid_after", "after")
+        assert (await ws.receive(timeout=5)).type is WSMsgType.CLOSE
+        assert ws.close_code == WSCloseCode.POLICY_VIOLATION

@@ -1,0 +1,166 @@
+"""The UI's live feed and submit logic (ui/app.js), run in node against fakes.
+
+Reconnects with growing, capped, jittered back-off; the back-off resets once a
+connection works; in-flight orders are re-subscribed with ``after``; events are
+applied once per eventId; a submission keeps one Idempotency-Key across retries.
+Skipped where node is not installed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from orderflow.settings import REPO_ROOT
+
+NODE = shutil.which("node")
+APP_JS = REPO_ROOT / "ui" / "app.js"
+
+HARNESS = r"""
+const assert = require("node:assert/strict");
+const ui = require(process.argv[2]);
+
+// ---- back-off ----
+for (let a = 0; a < 30; a++) {
+  const ceiling = Math.min(10000, 500 * 2 ** a);
+  assert.equal(ui.backoffDelay(a, () => 0), ceiling / 2);
+  assert.equal(ui.backoffDelay(a, () => 0.999999),
+               Math.round(ceiling / 2 + (ceiling / 2) * 0.999999));
+}
+assert.deepEqual([0, 1, 2, 3, 4, 5].map((a) => ui.backoffDelay(a, () => 1)),
+                 [500, 1000, 2000, 4000, 8000, 10000]);
+
+// ---- bounded de-duplication ----
+const seen = ui.createSeen(3);
+assert.deepEqual(["a", "b", "a", "c", "d", "a"].map((id) => seen.firstTime(id)),
+                 [true, true, false, true, true, true]);  // "a" forgotten after 3 newer
+assert.equal(seen.size, 3);
+
+// ---- the feed ----
+class FakeSocket {
+  static all = [];
+  constructor(url) {
+    this.url = url;
+    this.sent = [];
+    this.readyState = 0;
+    FakeSocket.all.push(this);
+  }
+  send(data) { this.sent.push(JSON.parse(data)); }
+  close() { this.readyState = 3; this.onclose && this.onclose({}); }
+  receive(doc) { this.onmessage({ data: JSON.stringify(doc) }); }
+  drop() { this.readyState = 3; this.onclose({ code: 1001 }); }
+}
+const timers = [];
+const events = [];
+const states = [];
+let followed = [];
+const feed = ui.createFeed({
+  url: "ws://host/api/orders/ws",
+  WebSocketImpl: FakeSocket,
+  setTimer: (fn, ms) => timers.push({ fn, ms }),
+  random: () => 1,
+  onEvent: (ev) => events.push(ev.eventId),
+  onState: (s) => states.push(s),
+  followed: () => followed,
+});
+const status = (id) => ({ type: "status", eventId: id, orderId: id.split(":")[0] });
+feed.start();
+let ws = FakeSocket.all[0];
+assert.equal(ws.url, "ws://host/api/orders/ws");
+ws.receive(status("o1:1:pending"));
+ws.receive({ type: "subscribed", all: true, replayed: 1 });
+ws.receive(status("o1:1:routing"));
+assert.deepEqual(states, ["connecting", "live"]);
+assert.deepEqual(ws.sent, []);  // the first connection has nothing to re-subscribe
+
+// The ingress restarts: the socket drops, reconnects fail twice, then one works.
+ws.drop();
+for (const expected of [500, 1000, 2000]) {
+  const timer = timers.shift();
+  assert.equal(timer.ms, expected);
+  timer.fn();
+  ws = FakeSocket.all.at(-1);
+  if (expected < 2000) ws.drop();  // refused: the ingress is still down
+}
+assert.equal(FakeSocket.all.length, 4);
+followed = [{ orderId: "o1", after: "o1:1:routing" }, { orderId: "o2", after: undefined }];
+ws.receive(status("o1:1:pending"));   // the replay repeats what we have ...
+ws.receive(status("o1:1:routing"));
+ws.receive(status("o1:1:building"));  // ... and brings what we missed
+ws.receive({ type: "subscribed", all: true, replayed: 3 });
+assert.deepEqual(ws.sent, [{ action: "subscribe", orderId: "o1", after: "o1:1:routing" },
+                           { action: "subscribe", orderId: "o2" }]);
+ws.receive(status("o1:1:building"));
+ws.receive(status("o1:1:submitted"));
+assert.deepEqual(events, ["o1:1:pending", "o1:1:routing", "o1:1:building", "o1:1:submitted"]);
+assert.equal(states.at(-1), "live");
+assert.equal(feed.attempt, 0);  // a working connection resets the back-off
+ws.drop();
+assert.equal(timers.shift().ms, 500);
+
+// Back online: reconnect at once; the pending timer then does nothing.
+ws.drop();
+const stale = timers.shift();
+feed.nudge();
+const count = FakeSocket.all.length;
+stale.fn();
+assert.equal(FakeSocket.all.length, count);
+feed.stop();
+assert.equal(timers.length, 0);  // stopping does not reconnect
+
+// ---- submitting with an idempotency key ----
+(async () => {
+  const calls = [];
+  const answers = [
+    () => { throw new Error("connection reset"); },
+    () => ({ status: 503, json: async () => ({ error: { code: "broker_unavailable" } }) }),
+    () => ({ status: 202, json: async () => ({ orderId: "o9", status: "pending" }) }),
+  ];
+  const fetchImpl = async (url, init) => {
+    calls.push({ url, init });
+    return answers[calls.length - 1]();
+  };
+  const result = await ui.submitOrder({ tokenIn: "SOL" }, { fetchImpl, sleep: async () => {} });
+  assert.equal(result.status, 202);
+  assert.equal(result.doc.orderId, "o9");
+  assert.equal(calls.length, 3);
+  const keys = new Set(calls.map((c) => c.init.headers["Idempotency-Key"]));
+  assert.equal(keys.size, 1);
+  assert.match([...keys][0], /^[\x20-\x7e]{1,128}$/);
+  assert.equal(calls[0].url, "/api/orders/execute");
+
+  for (const code of [400, 422]) {  // the client's mistakes are not retried
+    let n = 0;
+    const r = await ui.submitOrder({}, {
+      fetchImpl: async () => { n++; return { status: code, json: async () => ({ error: {} }) }; },
+      sleep: async () => {} });
+    assert.equal(r.status, code);
+    assert.equal(n, 1);
+  }
+  let n = 0;
+  const down = await ui.submitOrder({}, {
+    fetchImpl: async () => { n++; throw new Error("offline"); },
+    sleep: async () => {},
+    maxAttempts: 3,
+  });
+  assert.equal(down.status, 0);
+  assert.equal(n, 3);
+  assert.notEqual(ui.newIdempotencyKey(), ui.newIdempotencyKey());
+  console.log("ui ok");
+})().catch((err) => { console.error(err); process.exit(1); });
+"""
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_ui_feed_reconnects_resubscribes_dedupes_and_submits_idempotently(
+        tmp_path: Path) -> None:
+    assert NODE is not None
+    harness = tmp_path / "harness.js"
+    harness.write_text(HARNESS)
+    done = subprocess.run([NODE, str(harness), str(APP_JS)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip() == "ui ok"
