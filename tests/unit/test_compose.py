@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 TOPICS = ROOT / "deploy" / "kafka" / "topics.txt"
 CREATE_TOPICS = ROOT / "deploy" / "kafka" / "create-topics.sh"
-SERVICES = {"kafka", "kafka-init", "postgres", "migrate", "ingress", "worker", "localnet",
-            "prometheus", "grafana"}
+SERVICES = {"kafka", "kafka-init", "postgres", "migrate", "ingress", "worker", "sinks",
+            "localnet", "prometheus", "grafana"}
 
 
 def _compose(*args: str) -> subprocess.CompletedProcess[str]:
@@ -93,6 +93,7 @@ def test_prometheus_scrapes_the_services_on_their_metrics_ports() -> None:
     assert f'- "{port.group(1)}"' in worker  # exposed on the compose network
     jobs = re.findall(r"names: \[(\w+)\]\s+type: A\s+port: (\d+)", config)
     assert ("worker", port.group(1)) in jobs  # every scaled worker, through Docker's DNS
+    assert ("sinks", port.group(1)) in jobs
     ingress_port = re.search(r'ORDERFLOW_HTTP_PORT: "(\d+)"', _service_block("ingress"))
     assert ingress_port is not None and ("ingress", ingress_port.group(1)) in jobs
     assert "rule_files:\n  - alerts.yml" in config
