@@ -96,6 +96,9 @@ class Engine(Service):
         self.retry_topics = {d: app.topic(topics.retry_topic(d), key_type=bytes,
                                           value_type=bytes) for d in topics.RETRY_DELAYS_MS}
         self.slots = asyncio.Semaphore(settings.max_in_flight)
+        # Retries wait for their due time inside their task: a separate bound, so waiting
+        # retries can never take the places of live orders.
+        self.retry_slots = asyncio.Semaphore(settings.max_in_flight)
         self.tasks: set[asyncio.Task[Any]] = set()
         self.executor: OrderExecutor | None = None
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -252,7 +255,7 @@ class Engine(Service):
                 log.debug("order %s: %s", cmd.order_id, outcome)
             ev.ack()
         finally:
-            self.slots.release()
+            (self.retry_slots if retry else self.slots).release()
 
 
 class StatusSink(Service):
@@ -357,7 +360,7 @@ def build_app(settings: Settings, roles: Iterable[str] = ROLES) -> faust.App:
             # Each retry waits for its due time in its own task: a retry never blocks live
             # orders, and never runs early.
             async for ev in stream.noack().events():  # type: ignore[attr-defined]
-                await engine.slots.acquire()
+                await engine.retry_slots.acquire()
                 engine.spawn(ev, retry=True)
 
     if "sinks" in roles:
