@@ -73,6 +73,7 @@ class Settings:
     rebroadcast_ms: int = 2000
     failpoints: str | None = None  # test-only crash points, see pipeline/failpoints.py
     confirm_poll_ms: int = 200
+    fetch_max_wait_ms: int = 100  # the worker consumer's long-poll (faust hard-codes 1500)
     commitment: str = "confirmed"
     worker_metrics_port: int = 0  # 0 = no metrics server
     localnet_rpc_port: int = 8899
@@ -121,6 +122,7 @@ class Settings:
             rebroadcast_ms=_int(env, "ORDERFLOW_REBROADCAST_MS", 2000, 50, 60_000),
             failpoints=env.get("ORDERFLOW_FAILPOINTS") or None,
             confirm_poll_ms=_int(env, "ORDERFLOW_CONFIRM_POLL_MS", 200, 10, 10_000),
+            fetch_max_wait_ms=_int(env, "ORDERFLOW_FETCH_MAX_WAIT_MS", 100, 1, 10_000),
             commitment=commitment,
             worker_metrics_port=_int(env, "ORDERFLOW_WORKER_METRICS_PORT", 0, 0, 65535),
             localnet_rpc_port=_int(env, "ORDERFLOW_LOCALNET_RPC_PORT", 8899, 0, 65535),

@@ -77,6 +77,29 @@ def faust_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def shorten_fetch_wait(ms: int) -> None:
+    """Make the worker's consumer long-poll for at most ``ms`` (faust hard-codes 1500 ms).
+
+    A fetch is answered when data arrives *or* the wait ends; Tansu answers late instead of
+    on arrival (produce->consume p50 measured at 363 ms with a 1500 ms wait, 2 ms with
+    100 ms), which delays every order and delivers them in bursts. On Kafka a shorter wait
+    only costs a few more empty fetches while idle.
+    """
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    original = getattr(AIOKafkaConsumerThread, "_orderflow_original_create", None)
+    if original is None:
+        original = AIOKafkaConsumerThread._create_worker_consumer
+        AIOKafkaConsumerThread._orderflow_original_create = original  # type: ignore[attr-defined]
+
+    def create(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        consumer._fetch_max_wait_ms = ms  # read by start(), when the Fetcher is built
+        return consumer
+
+    AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]
+
+
 def _log_task(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("task %s failed", task.get_name(), exc_info=task.exception())
@@ -336,6 +359,7 @@ def build_app(settings: Settings, roles: Iterable[str] = ROLES) -> faust.App:
     # Workers with different roles subscribe to different topics, so each role set is its
     # own consumer group; workers running all roles share the plain app id.
     app_id = settings.app_id if roles == ROLES else f"{settings.app_id}-{'-'.join(sorted(roles))}"
+    shorten_fetch_wait(settings.fetch_max_wait_ms)
     app = faust.App(app_id, **faust_config(settings))
     metrics = EngineMetrics.default()
     metrics.track_consumer_lag(faust_consumer_lag(app))
