@@ -136,7 +136,8 @@ class Engine(Service):
         s = self.settings.require("solana_rpc_url", "venue_url", "wallet", "database_url")
         assert s.solana_rpc_url and s.venue_url and s.wallet and s.database_url
         wallet = load_keypair(s.wallet)
-        self._pool = AsyncConnectionPool(s.database_url, min_size=2, max_size=16, open=False)
+        self._pool = AsyncConnectionPool(s.database_url, min_size=2, max_size=16, open=False,
+                                         kwargs={"autocommit": True})
         await self._pool.open(wait=True, timeout=30)
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
         self._chain = RpcChain(s.solana_rpc_url)

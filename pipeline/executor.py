@@ -187,8 +187,8 @@ class OrderExecutor:
             await self._fail(cmd, order, ex.error_code or "internal_error",
                              ex.error_message or "")
             return Outcome.FAILED
-        live = [b for b in await self._journal.broadcasts(cmd.order_id)
-                if b.outcome in (None, "landed")]
+        live = [] if ex.fresh else [b for b in await self._journal.broadcasts(cmd.order_id)
+                                    if b.outcome in (None, "landed")]
         if live:
             # A transaction landed or may still land: follow it, never build another.
             b = live[-1]

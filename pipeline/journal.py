@@ -49,6 +49,7 @@ class Execution:
     error_code: str | None
     error_message: str | None
     owner: str | None
+    fresh: bool = False  # the claim created the row: no transaction can exist yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +71,14 @@ def _ms(ts: datetime | None) -> int | None:
 def _execution(row: dict[str, Any]) -> Execution:
     return Execution(row["order_id"], row["command"], row["attempt"], row["status"],
                      row["terminal"], _ms(row["retry_due_at"]), row["error_code"],
-                     row["error_message"], row["owner"])
+                     row["error_message"], row["owner"], bool(row.get("inserted", False)))
 
 
 class Journal:
+    """Every method is one short transaction on ``pool``; open the pool with
+    ``kwargs={"autocommit": True}`` so single statements cost one round trip (the
+    multi-statement writes open their own transaction)."""
+
     def __init__(self, pool: AsyncConnectionPool, owner: str, *, lease_s: float = 10.0) -> None:
         self._pool = pool
         self.owner = owner
@@ -83,14 +88,16 @@ class Journal:
         """Own the order (creating its row on first sight); ``None`` while another owner's
         lease is live. A terminal order is returned without taking the lease."""
         async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            # One statement: create the row owned by us, or take the lease of an existing one
+            # that is not terminal and not leased by someone else (xmax = 0: inserted).
             await cur.execute(
-                "INSERT INTO executions (order_id, command, status) VALUES (%s, %s, 'pending') "
-                "ON CONFLICT (order_id) DO NOTHING", (order_id, Jsonb(command)))
-            await cur.execute(
-                "UPDATE executions SET owner = %s, lease_until = now() + %s::interval "
-                "WHERE order_id = %s AND NOT terminal AND (owner IS NULL OR owner = %s "
-                "OR lease_until < now()) RETURNING *",
-                (self.owner, self._lease, order_id, self.owner))
+                "INSERT INTO executions AS e (order_id, command, status, owner, lease_until) "
+                "VALUES (%s, %s, 'pending', %s, now() + %s::interval) "
+                "ON CONFLICT (order_id) DO UPDATE SET owner = EXCLUDED.owner, "
+                "lease_until = EXCLUDED.lease_until WHERE NOT e.terminal AND (e.owner IS NULL "
+                "OR e.owner = EXCLUDED.owner OR e.lease_until < now()) "
+                "RETURNING *, (xmax = 0) AS inserted",
+                (order_id, Jsonb(command), self.owner, self._lease))
             row = await cur.fetchone()
             if row is not None:
                 return _execution(row)
