@@ -3,7 +3,7 @@
 #   make test         install (when needed), ruff, mypy, the whole pytest suite
 #   make lint         ruff + mypy only
 #   make up           the whole system on embedded defaults (orderflow up)
-#   make bench        orderflow bench
+#   make bench        orderflow bench (BENCH_ARGS="--orders 2000 --via kafka --out b.json")
 #   make constraints  re-pin constraints.txt from .venv
 #   make clean        caches and build output (keeps .venv)
 #   make distclean    clean + .venv + .orderflow
@@ -40,8 +40,9 @@ test: lint
 up: $(STAMP)
 	$(BIN)/orderflow up
 
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(BIN)/orderflow bench
+	$(BIN)/orderflow bench $(BENCH_ARGS)
 
 constraints: $(STAMP)
 	{ echo "# Pinned versions of every dependency, for the Docker image and \`make\` installs."; \

@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     ln.add_argument("--fund", action="append", default=[], metavar="PUBKEY",
                     help="airdrop SOL and mint USDC/USDT to this wallet at start")
     sub.add_parser("migrate", help="apply database migrations")
+    from orderflow.bench import add_arguments as bench_arguments
+
+    bench_arguments(sub.add_parser("bench", help="measure throughput and latency, with ceilings"))
     return p
 
 
@@ -73,6 +76,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         asyncio.run(serve_localnet(settings, fund=list(args.fund)))
         return 0
+    if args.command == "bench":
+        from orderflow.bench import run_bench
+
+        return run_bench(args, settings)
     if args.command == "migrate":
         from sinks.migrate import migrate
 
