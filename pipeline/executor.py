@@ -33,6 +33,7 @@ from pipeline.errors import (
     TransactionExpired,
     TransactionFailed,
     TransientError,
+    VenueUnavailable,
 )
 from pipeline.failpoints import Failpoints
 from pipeline.journal import Broadcast, Execution, Journal, LeaseLost
@@ -250,13 +251,11 @@ class OrderExecutor:
         try:
             t0 = loop.time()
             await self._journal.advance(order.order_id, status="routing", attempt=order.attempt)
-            quotes, errors = await self._quote_all(order)
+            quotes, errors, retriable = await self._quote_all(order)
             order = await self._advance(order, OrderQuoted(quotes, errors), cmd)
             if not quotes:
                 detail = "; ".join(f"{venue}: {message}" for venue, message in errors)
-                if any("unavailable" in m or "timeout" in m for _, m in errors):
-                    from pipeline.errors import VenueUnavailable
-
+                if retriable:  # a venue was down, not unable: another attempt may route
                     raise VenueUnavailable(message=f"no venue could quote: {detail}")
                 raise NoRoute(message=f"no venue could quote: {detail}")
             best = routing.choose_best(quotes)
@@ -399,8 +398,12 @@ class OrderExecutor:
                  for doc in await self._journal.orphans(idle_s=idle_s)]
         return [cmd for cmd in found if cmd.order_id not in self._locks]
 
-    async def _quote_all(self, order: Order) -> tuple[tuple[Quote, ...], QuoteErrors]:
-        """Ask every venue concurrently; a venue that cannot quote is recorded, not fatal."""
+    async def _quote_all(self, order: Order
+                         ) -> tuple[tuple[Quote, ...], QuoteErrors, bool]:
+        """Ask every venue concurrently; a venue that cannot quote is recorded, not fatal.
+
+        The flag says whether any failure was retriable (per the error tree).
+        """
         results = await asyncio.gather(
             *(self._venues.quote(v, order.token_in, order.token_out, order.amount_in,
                                  order.slippage_bps) for v in self._enabled),
@@ -408,16 +411,18 @@ class OrderExecutor:
         )
         quotes: list[Quote] = []
         errors: list[tuple[str, str]] = []
+        retriable = False
         for venue, result in zip(self._enabled, results, strict=True):
             if isinstance(result, Quote):
                 quotes.append(result)
             elif isinstance(result, OrderflowError):
                 errors.append((venue.value, f"{result.code}: {result.message}"))
+                retriable = retriable or result.retriable
             elif isinstance(result, BaseException):
                 if isinstance(result, asyncio.CancelledError):
                     raise result
                 errors.append((venue.value, f"internal_error: {result!r}"))
-        return tuple(quotes), tuple(errors)
+        return tuple(quotes), tuple(errors), retriable
 
     @staticmethod
     def _check_threshold(best: Quote, min_out: int) -> None:

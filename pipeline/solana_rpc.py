@@ -27,6 +27,7 @@ from pipeline.errors import (
     InsufficientFunds,
     OrderflowError,
     RpcUnavailable,
+    SlippageExceeded,
     TransactionExpired,
     TransactionFailed,
 )
@@ -105,8 +106,6 @@ def classify_send_error(text: str) -> OrderflowError:
             or "insufficientfundsforfee" in lowered):
         return InsufficientFunds(message=text)
     if "custom(6001)" in lowered.replace(" ", "") or "slippage" in lowered:
-        from pipeline.errors import SlippageExceeded
-
         return SlippageExceeded(message=text)
     return TransactionFailed(message=text)
 

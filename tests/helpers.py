@@ -94,3 +94,27 @@ class TcpProxy:
                 self._writers.discard(dst)
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+async def read_dead_letters(bootstrap: str, keys: set[str], timeout: float
+                            ) -> dict[str, dict[str, object]]:
+    """Read ``orders-dlt`` from the start until a record exists for every key; key → record."""
+    import orjson
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer("orders-dlt", bootstrap_servers=bootstrap,
+                                auto_offset_reset="earliest", group_id=None)
+    await consumer.start()
+    found: dict[str, dict[str, object]] = {}
+    try:
+        async def all_found() -> bool:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                for r in records:
+                    key = (r.key or b"").decode()
+                    if key in keys:
+                        found.setdefault(key, orjson.loads(r.value))
+            return keys <= found.keys()
+        await wait_until(all_found, timeout, f"{len(keys)} records on orders-dlt")
+    finally:
+        await consumer.stop()
+    return found

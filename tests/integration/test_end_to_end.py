@@ -33,7 +33,7 @@ from solders.signature import Signature
 from pipeline.tokens import SOL, USDC, USDT
 from pipeline.wallet import write_keypair
 from pipeline.wire import ExecuteOrder, now_ms
-from tests.helpers import free_port, wait_until
+from tests.helpers import free_port, read_dead_letters, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -277,8 +277,6 @@ async def test_fifty_concurrent_orders_reconcile_with_the_chain(
 
 async def test_bad_kafka_messages_are_dead_lettered_and_the_agent_keeps_going(
         system: System, http: aiohttp.ClientSession) -> None:
-    from aiokafka import AIOKafkaConsumer
-
     tag = uuid.uuid4().hex[:8]
     good_id = f"good-{tag}"
     good = ExecuteOrder(good_id, SOL.mint, USDC.mint, 10_000_000, 100, now_ms(), "kafka")
@@ -301,22 +299,7 @@ async def test_bad_kafka_messages_are_dead_lettered_and_the_agent_keeps_going(
     order = await wait_terminal(http, system, good_id)
     assert order["status"] == "confirmed"
 
-    consumer = AIOKafkaConsumer("orders-dlt", bootstrap_servers=system.bootstrap,
-                                auto_offset_reset="earliest", group_id=None)
-    await consumer.start()
-    found: dict[str, dict[str, Any]] = {}
-    try:
-        async def dead_lettered() -> bool:
-            batches = await consumer.getmany(timeout_ms=200)
-            for records in batches.values():
-                for r in records:
-                    key = (r.key or b"").decode()
-                    if key in bad:
-                        found[key] = json.loads(r.value)
-            return len(found) == len(bad)
-        await wait_until(dead_lettered, 30, "the bad messages on orders-dlt")
-    finally:
-        await consumer.stop()
+    found = await read_dead_letters(system.bootstrap, set(bad), 30)
     for key, (value, code) in bad.items():
         record = found[key]
         assert record["error"]["code"] == code, record
