@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import httpx2
 from solana.exceptions import SolanaRpcException
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Commitment
@@ -32,6 +33,7 @@ from pipeline.errors import (
     TransactionFailed,
 )
 from pipeline.reconcile import TokenBalance, TxBalances
+from pipeline.rpc_transport import AiohttpTransport
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,10 @@ class RpcChain:
         # No transport-level retry: a resend after a lost answer must be our decision (the
         # journal's), never a hidden second sendTransaction.
         self.client = AsyncClient(url, timeout=timeout_s, http2=False, max_transport_retries=0)
+        # Same client, cheaper wire: see pipeline/rpc_transport.py. solana-py has no
+        # constructor argument for the transport, so its provider's session is replaced.
+        self.client._provider.session = httpx2.AsyncClient(
+            transport=AiohttpTransport(timeout_s=timeout_s), timeout=timeout_s)
 
     async def close(self) -> None:
         await self.client.close()
