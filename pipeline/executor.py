@@ -317,8 +317,8 @@ class OrderExecutor:
             raise _AttemptEnded(order, exc) from exc
         except OrderflowError as exc:
             raise _AttemptEnded(order, exc) from exc
-        await self._journal.close_broadcast(b.signature, "landed")
         if landed.err is not None:
+            await self._journal.close_broadcast(b.signature, "landed")
             if "6001" in landed.err:
                 raise SlippageExceeded(message=f"transaction {b.signature} failed: {landed.err}")
             raise TransactionFailed(message=f"transaction {b.signature} failed: {landed.err}")
@@ -336,8 +336,8 @@ class OrderExecutor:
         done = await self._advance(
             order, OrderConfirmed(b.signature, landed.slot, fill.amount_in, fill.amount_out,
                                   price), cmd)
-        await self._journal.advance(order.order_id, status="confirmed", attempt=order.attempt,
-                                    terminal=True)
+        await self._journal.confirm(order.order_id, attempt=order.attempt,
+                                    signature=b.signature)
         self._metrics.end_to_end((now_ms() - cmd.submitted_at_ms) / 1000)
         return done
 

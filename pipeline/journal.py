@@ -160,30 +160,41 @@ class Journal:
         provably dead (``expired`` or ``rejected``). One that is open might still land and
         one that landed *is* the swap: either way a new one would be a second swap.
         """
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._pool.connection() as conn:
+            # One round trip; the lock-then-read guard is in migration 004's function.
             cur = await conn.execute(
-                "SELECT owner FROM executions WHERE order_id = %s AND NOT terminal FOR UPDATE",
-                (order_id,))
+                "SELECT journal_record_broadcast(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (order_id, self.owner, signature, attempt, tx, last_valid_block_height, venue,
+                 expected_out, min_out))
             row = await cur.fetchone()
-            if row is None or row[0] != self.owner:
-                raise LeaseLost(message=f"order {order_id} is no longer ours")
+        result = "" if row is None else str(row[0])
+        if result == "recorded":
+            return
+        if result == "lease_lost":
+            raise LeaseLost(message=f"order {order_id} is no longer ours")
+        if result.startswith("conflict "):
+            _, live_sig, live_outcome = result.split(" ", 2)
+            raise BroadcastConflict(
+                message=f"order {order_id} already has transaction {live_sig} ({live_outcome})")
+        raise RuntimeError(f"journal_record_broadcast answered {result!r}")
+
+    async def confirm(self, order_id: str, *, attempt: int, signature: str) -> None:
+        """The order is done: its transaction landed and the confirmation is published.
+
+        Closes the broadcast as ``landed`` and the order as terminal in one statement
+        (until then the broadcast stays open, which every reader treats like landed:
+        follow it, never build another). :class:`LeaseLost` if we no longer own it.
+        """
+        async with self._pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT signature, outcome FROM broadcasts WHERE order_id = %s "
-                "AND (outcome IS NULL OR outcome = 'landed')", (order_id,))
-            live = await cur.fetchall()
-            if live:
-                raise BroadcastConflict(
-                    message=f"order {order_id} already has transaction {live[0][0]} "
-                    f"({live[0][1] or 'open'})")
-            await conn.execute(
-                "INSERT INTO broadcasts (signature, order_id, attempt, tx, "
-                "last_valid_block_height, venue, expected_out, min_out) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                (signature, order_id, attempt, tx, last_valid_block_height, venue, expected_out,
-                 min_out))
-            await conn.execute(
-                "UPDATE executions SET status = 'submitted', attempt = %s, updated_at = now() "
-                "WHERE order_id = %s", (attempt, order_id))
+                "WITH landed AS (UPDATE broadcasts SET outcome = 'landed' "
+                "WHERE signature = %s AND order_id = %s) "
+                "UPDATE executions SET status = 'confirmed', attempt = %s, retry_due_at = NULL,"
+                " terminal = true, owner = NULL, updated_at = now() "
+                "WHERE order_id = %s AND owner = %s AND NOT terminal",
+                (signature, order_id, attempt, order_id, self.owner))
+            if cur.rowcount != 1:
+                raise LeaseLost(message=f"order {order_id} is no longer ours")
 
     async def close_broadcast(self, signature: str, outcome: str) -> None:
         """Record what became of a transaction: ``landed`` or ``expired`` (provably absent)."""

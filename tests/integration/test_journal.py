@@ -1,0 +1,102 @@
+"""The execution journal's guards, against real PostgreSQL.
+
+The double-swap guard (never record a new transaction while an earlier one of the order
+may still land) lives in migration 004's ``journal_record_broadcast``; these tests hit it
+sequentially and with concurrent callers on separate connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from pipeline.journal import BroadcastConflict, Journal, LeaseLost
+from sinks.migrate import migrate
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[AsyncConnectionPool]:
+    await migrate(database_url)
+    p = AsyncConnectionPool(database_url, min_size=1, max_size=24, open=False,
+                            kwargs={"autocommit": True})
+    await p.open(wait=True, timeout=30)
+    try:
+        yield p
+    finally:
+        await p.close()
+
+
+def _sig() -> str:
+    return uuid.uuid4().hex * 2
+
+
+async def _record(j: Journal, order_id: str, sig: str, attempt: int = 1) -> None:
+    await j.record_broadcast(order_id, attempt=attempt, signature=sig, tx=b"\x01" + sig.encode(),
+                             last_valid_block_height=1000 + attempt, venue="raydium",
+                             expected_out=10**18 + 7, min_out=10**18)
+
+
+async def test_record_guard_lease_and_outcomes(pool: AsyncConnectionPool) -> None:
+    a, b = Journal(pool, "worker-a"), Journal(pool, "worker-b")
+    oid = f"o-{uuid.uuid4().hex}"
+    ex = await a.claim(oid, {"orderId": oid})
+    assert ex is not None and ex.fresh and ex.status == "pending"
+    assert await b.claim(oid, {"orderId": oid}) is None  # a's lease is live
+
+    with pytest.raises(LeaseLost):  # b does not own it
+        await _record(b, oid, _sig())
+    first = _sig()
+    await _record(a, oid, first)
+    [bc] = await a.broadcasts(oid)
+    assert (bc.signature, bc.outcome, bc.expected_out, bc.min_out) == (
+        first, None, 10**18 + 7, 10**18)  # numeric(20,0) keeps the integers exact
+    with pytest.raises(BroadcastConflict, match=f"{first} \\(open\\)"):
+        await _record(a, oid, _sig(), attempt=2)
+
+    await a.close_broadcast(first, "expired")  # provably dead: a new one may be built
+    second = _sig()
+    await _record(a, oid, second, attempt=2)
+    await a.close_broadcast(second, "landed")
+    with pytest.raises(BroadcastConflict, match=f"{second} \\(landed\\)"):
+        await _record(a, oid, _sig(), attempt=3)
+    assert [x.outcome for x in await a.broadcasts(oid)] == ["expired", "landed"]
+
+
+async def test_confirm_closes_broadcast_and_order_together(pool: AsyncConnectionPool) -> None:
+    a, b = Journal(pool, "worker-a"), Journal(pool, "worker-b")
+    oid = f"o-{uuid.uuid4().hex}"
+    assert await a.claim(oid, {"orderId": oid}) is not None
+    sig = _sig()
+    await _record(a, oid, sig)
+    with pytest.raises(LeaseLost):
+        await b.confirm(oid, attempt=1, signature=sig)
+    await a.confirm(oid, attempt=1, signature=sig)
+    [bc] = await a.broadcasts(oid)
+    assert bc.outcome == "landed"
+    ex = await b.claim(oid, {"orderId": oid})  # terminal: returned, not leased
+    assert ex is not None and ex.terminal and ex.status == "confirmed" and ex.owner is None
+    with pytest.raises(LeaseLost):  # terminal: nothing more can be recorded
+        await _record(a, oid, _sig(), attempt=2)
+    with pytest.raises(LeaseLost):
+        await a.confirm(oid, attempt=1, signature=sig)
+
+
+async def test_concurrent_records_for_one_order_admit_exactly_one(
+        pool: AsyncConnectionPool) -> None:
+    """20 callers race to record a transaction for the same order, each on its own
+    connection: the row lock and the read after it let exactly one through."""
+    j = Journal(pool, "worker-a")
+    for _ in range(5):
+        oid = f"o-{uuid.uuid4().hex}"
+        assert await j.claim(oid, {"orderId": oid}) is not None
+        results = await asyncio.gather(*(_record(j, oid, _sig()) for _ in range(20)),
+                                       return_exceptions=True)
+        assert sum(r is None for r in results) == 1, results
+        assert all(isinstance(r, BroadcastConflict) for r in results if r is not None)
+        assert len(await j.broadcasts(oid)) == 1
