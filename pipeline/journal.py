@@ -24,6 +24,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from pipeline.errors import OrderflowError
+from pipeline.group_commit import GroupCommit
 
 
 class LeaseLost(OrderflowError):
@@ -64,6 +65,14 @@ class Broadcast:
     outcome: str | None
 
 
+_Advance = tuple[str, int, datetime | None, str | None, str | None, bool, bool]
+"""status, attempt, retry due, error code, error message, terminal, release the lease"""
+
+
+def _lease_lost(order_id: str) -> LeaseLost:
+    return LeaseLost(message=f"order {order_id} is no longer ours")
+
+
 def _ms(ts: datetime | None) -> int | None:
     return None if ts is None else int(ts.timestamp() * 1000)
 
@@ -75,36 +84,52 @@ def _execution(row: dict[str, Any]) -> Execution:
 
 
 class Journal:
-    """Every method is one short transaction on ``pool``; open the pool with
-    ``kwargs={"autocommit": True}`` so single statements cost one round trip (the
-    multi-statement writes open their own transaction)."""
+    """Every write is one statement on ``pool`` (open it with
+    ``kwargs={"autocommit": True}`` so a statement costs one round trip). Claims,
+    advances and confirmations of concurrent orders are group-committed: one
+    statement per batch, each order still told on its own whether it still owns it."""
 
     def __init__(self, pool: AsyncConnectionPool, owner: str, *, lease_s: float = 10.0) -> None:
         self._pool = pool
         self.owner = owner
         self._lease = f"{lease_s} seconds"
+        # The per-order writes of the hot path, group-committed (see pipeline/group_commit).
+        self._claims: GroupCommit[dict[str, Any], Execution | None] = GroupCommit(
+            self._claim_batch, name="journal-claim")
+        self._advances: GroupCommit[_Advance, None] = GroupCommit(
+            self._advance_batch, name="journal-advance")
+        self._confirms: GroupCommit[tuple[int, str], None] = GroupCommit(
+            self._confirm_batch, name="journal-confirm")
 
     async def claim(self, order_id: str, command: dict[str, Any]) -> Execution | None:
         """Own the order (creating its row on first sight); ``None`` while another owner's
         lease is live. A terminal order is returned without taking the lease."""
+        return await self._claims.submit(order_id, command)
+
+    async def _claim_batch(self, batch: Sequence[tuple[str, dict[str, Any]]]
+                           ) -> dict[str, Execution | BaseException | None]:
+        ids = [oid for oid, _ in batch]
         async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            # One statement: create the row owned by us, or take the lease of an existing one
-            # that is not terminal and not leased by someone else (xmax = 0: inserted).
+            # One statement: create each row owned by us, or take the lease of an existing
+            # one that is not terminal and not leased by someone else (xmax = 0: inserted).
             await cur.execute(
                 "INSERT INTO executions AS e (order_id, command, status, owner, lease_until) "
-                "VALUES (%s, %s, 'pending', %s, now() + %s::interval) "
+                "SELECT v.order_id, v.command, 'pending', %s, now() + %s::interval "
+                "FROM unnest(%s::text[], %s::jsonb[]) AS v(order_id, command) "
                 "ON CONFLICT (order_id) DO UPDATE SET owner = EXCLUDED.owner, "
                 "lease_until = EXCLUDED.lease_until WHERE NOT e.terminal AND (e.owner IS NULL "
                 "OR e.owner = EXCLUDED.owner OR e.lease_until < now()) "
                 "RETURNING *, (xmax = 0) AS inserted",
-                (order_id, Jsonb(command), self.owner, self._lease))
-            row = await cur.fetchone()
-            if row is not None:
-                return _execution(row)
-            await cur.execute("SELECT * FROM executions WHERE order_id = %s", (order_id,))
-            row = await cur.fetchone()
-            assert row is not None
-            return _execution(row) if row["terminal"] else None
+                (self.owner, self._lease, ids, [Jsonb(cmd) for _, cmd in batch]))
+            out: dict[str, Execution | BaseException | None] = {
+                row["order_id"]: _execution(row) for row in await cur.fetchall()}
+            others = [oid for oid in ids if oid not in out]
+            if others:  # terminal, or leased by another worker
+                await cur.execute("SELECT * FROM executions WHERE order_id = ANY(%s)",
+                                  (others,))
+                for row in await cur.fetchall():
+                    out[row["order_id"]] = _execution(row) if row["terminal"] else None
+        return out
 
     async def renew(self, order_ids: Sequence[str]) -> None:
         if not order_ids:
@@ -125,17 +150,29 @@ class Journal:
         """
         due = None if retry_due_ms is None else datetime.fromtimestamp(retry_due_ms / 1000, UTC)
         code, message = error if error else (None, None)
+        await self._advances.submit(order_id, (status, attempt, due, code, message, terminal,
+                                               terminal or release))
+
+    async def _advance_batch(self, batch: Sequence[tuple[str, _Advance]]
+                             ) -> dict[str, BaseException | None]:
+        ids = [oid for oid, _ in batch]
+        cols = list(zip(*(item for _, item in batch), strict=True))
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                "UPDATE executions SET status = %s, attempt = %s, retry_due_at = %s, "
-                "error_code = COALESCE(%s, error_code), "
-                "error_message = COALESCE(%s, error_message), terminal = %s, updated_at = now(),"
-                " owner = CASE WHEN %s THEN NULL ELSE owner END "
-                "WHERE order_id = %s AND owner = %s AND NOT terminal",
-                (status, attempt, due, code, message, terminal, terminal or release, order_id,
-                 self.owner))
-            if cur.rowcount != 1:
-                raise LeaseLost(message=f"order {order_id} is no longer ours")
+                "UPDATE executions AS e SET status = v.status, attempt = v.attempt, "
+                "retry_due_at = v.retry_due_at, "
+                "error_code = COALESCE(v.error_code, e.error_code), "
+                "error_message = COALESCE(v.error_message, e.error_message), "
+                "terminal = v.terminal, updated_at = now(), "
+                "owner = CASE WHEN v.release THEN NULL ELSE e.owner END "
+                "FROM unnest(%s::text[], %s::text[], %s::int[], %s::timestamptz[], %s::text[], "
+                "%s::text[], %s::bool[], %s::bool[]) AS v(order_id, status, attempt, "
+                "retry_due_at, error_code, error_message, terminal, release) "
+                "WHERE e.order_id = v.order_id AND e.owner = %s AND NOT e.terminal "
+                "RETURNING e.order_id",
+                (ids, *(list(c) for c in cols), self.owner))
+            done = {row[0] for row in await cur.fetchall()}
+        return {oid: None if oid in done else _lease_lost(oid) for oid in ids}
 
     async def release(self, order_id: str) -> None:
         async with self._pool.connection() as conn:
@@ -185,16 +222,24 @@ class Journal:
         (until then the broadcast stays open, which every reader treats like landed:
         follow it, never build another). :class:`LeaseLost` if we no longer own it.
         """
+        await self._confirms.submit(order_id, (attempt, signature))
+
+    async def _confirm_batch(self, batch: Sequence[tuple[str, tuple[int, str]]]
+                             ) -> dict[str, BaseException | None]:
+        ids = [oid for oid, _ in batch]
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                "WITH landed AS (UPDATE broadcasts SET outcome = 'landed' "
-                "WHERE signature = %s AND order_id = %s) "
-                "UPDATE executions SET status = 'confirmed', attempt = %s, retry_due_at = NULL,"
-                " terminal = true, owner = NULL, updated_at = now() "
-                "WHERE order_id = %s AND owner = %s AND NOT terminal",
-                (signature, order_id, attempt, order_id, self.owner))
-            if cur.rowcount != 1:
-                raise LeaseLost(message=f"order {order_id} is no longer ours")
+                "WITH v AS (SELECT * FROM unnest(%s::text[], %s::int[], %s::text[]) "
+                "AS v(order_id, attempt, signature)), "
+                "landed AS (UPDATE broadcasts AS b SET outcome = 'landed' FROM v "
+                "WHERE b.signature = v.signature AND b.order_id = v.order_id) "
+                "UPDATE executions AS e SET status = 'confirmed', attempt = v.attempt, "
+                "retry_due_at = NULL, terminal = true, owner = NULL, updated_at = now() "
+                "FROM v WHERE e.order_id = v.order_id AND e.owner = %s AND NOT e.terminal "
+                "RETURNING e.order_id",
+                (ids, [a for _, (a, _) in batch], [sig for _, (_, sig) in batch], self.owner))
+            done = {row[0] for row in await cur.fetchall()}
+        return {oid: None if oid in done else _lease_lost(oid) for oid in ids}
 
     async def close_broadcast(self, signature: str, outcome: str) -> None:
         """Record what became of a transaction: ``landed`` or ``expired`` (provably absent)."""
