@@ -69,6 +69,22 @@ _Advance = tuple[str, int, datetime | None, str | None, str | None, bool, bool]
 """status, attempt, retry due, error code, error message, terminal, release the lease"""
 
 
+_Record = tuple[str, int, bytes, int, str, int, int]
+"""signature, attempt, signed bytes, last valid block height, venue, expected out, min out"""
+
+
+def _recorded(order_id: str, answer: str) -> BaseException | None:
+    if answer == "recorded":
+        return None
+    if answer == "lease_lost":
+        return _lease_lost(order_id)
+    if answer.startswith("conflict "):
+        _, live_sig, live_outcome = answer.split(" ", 2)
+        return BroadcastConflict(
+            message=f"order {order_id} already has transaction {live_sig} ({live_outcome})")
+    return RuntimeError(f"journal_record_broadcast answered {answer!r} for {order_id}")
+
+
 def _lease_lost(order_id: str) -> LeaseLost:
     return LeaseLost(message=f"order {order_id} is no longer ours")
 
@@ -100,6 +116,8 @@ class Journal:
             self._advance_batch, name="journal-advance")
         self._confirms: GroupCommit[tuple[int, str], None] = GroupCommit(
             self._confirm_batch, name="journal-confirm")
+        self._records: GroupCommit[_Record, None] = GroupCommit(
+            self._record_batch, name="journal-record")
 
     async def claim(self, order_id: str, command: dict[str, Any]) -> Execution | None:
         """Own the order (creating its row on first sight); ``None`` while another owner's
@@ -197,23 +215,26 @@ class Journal:
         provably dead (``expired`` or ``rejected``). One that is open might still land and
         one that landed *is* the swap: either way a new one would be a second swap.
         """
+        await self._records.submit(order_id, (signature, attempt, tx, last_valid_block_height,
+                                              venue, expected_out, min_out))
+
+    async def _record_batch(self, batch: Sequence[tuple[str, _Record]]
+                            ) -> dict[str, BaseException | None]:
+        # Rows are locked in order_id order, so two workers' batches cannot deadlock.
+        batch = sorted(batch, key=lambda entry: entry[0])
+        cols = list(zip(*(item for _, item in batch), strict=True))
         async with self._pool.connection() as conn:
-            # One round trip; the lock-then-read guard is in migration 004's function.
+            # One round trip for the batch; the lock-then-read guard is per order, in
+            # migration 004's function (one call per row, in the arrays' order).
             cur = await conn.execute(
-                "SELECT journal_record_broadcast(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (order_id, self.owner, signature, attempt, tx, last_valid_block_height, venue,
-                 expected_out, min_out))
-            row = await cur.fetchone()
-        result = "" if row is None else str(row[0])
-        if result == "recorded":
-            return
-        if result == "lease_lost":
-            raise LeaseLost(message=f"order {order_id} is no longer ours")
-        if result.startswith("conflict "):
-            _, live_sig, live_outcome = result.split(" ", 2)
-            raise BroadcastConflict(
-                message=f"order {order_id} already has transaction {live_sig} ({live_outcome})")
-        raise RuntimeError(f"journal_record_broadcast answered {result!r}")
+                "SELECT v.order_id, journal_record_broadcast(v.order_id, %s, v.signature, "
+                "v.attempt, v.tx, v.lvbh, v.venue, v.expected_out, v.min_out) "
+                "FROM unnest(%s::text[], %s::text[], %s::int[], %s::bytea[], %s::bigint[], "
+                "%s::text[], %s::numeric[], %s::numeric[]) AS v(order_id, signature, attempt, "
+                "tx, lvbh, venue, expected_out, min_out)",
+                (self.owner, [oid for oid, _ in batch], *(list(c) for c in cols)))
+            answers = {row[0]: str(row[1]) for row in await cur.fetchall()}
+        return {oid: _recorded(oid, answers.get(oid, "")) for oid, _ in batch}
 
     async def confirm(self, order_id: str, *, attempt: int, signature: str) -> None:
         """The order is done: its transaction landed and the confirmation is published.

@@ -89,14 +89,39 @@ async def test_confirm_closes_broadcast_and_order_together(pool: AsyncConnection
 
 async def test_concurrent_records_for_one_order_admit_exactly_one(
         pool: AsyncConnectionPool) -> None:
-    """20 callers race to record a transaction for the same order, each on its own
-    connection: the row lock and the read after it let exactly one through."""
-    j = Journal(pool, "worker-a")
+    """20 callers race to record a transaction for the same order, each through its own
+    Journal (so each on its own connection, not queued behind one group commit): the row
+    lock and the read after it let exactly one through."""
+    journals = [Journal(pool, "worker-a") for _ in range(20)]
     for _ in range(5):
         oid = f"o-{uuid.uuid4().hex}"
-        assert await j.claim(oid, {"orderId": oid}) is not None
-        results = await asyncio.gather(*(_record(j, oid, _sig()) for _ in range(20)),
+        assert await journals[0].claim(oid, {"orderId": oid}) is not None
+        results = await asyncio.gather(*(_record(j, oid, _sig()) for j in journals),
                                        return_exceptions=True)
         assert sum(r is None for r in results) == 1, results
         assert all(isinstance(r, BroadcastConflict) for r in results if r is not None)
-        assert len(await j.broadcasts(oid)) == 1
+        assert len(await journals[0].broadcasts(oid)) == 1
+
+
+async def test_one_batch_answers_each_order_on_its_own(pool: AsyncConnectionPool) -> None:
+    """Concurrent calls of one Journal share statements; each caller still gets its own
+    outcome (recorded / conflict / lease lost), and advances are not mixed up."""
+    a, b = Journal(pool, "worker-a"), Journal(pool, "worker-b")
+    ids = [f"o-{uuid.uuid4().hex}" for _ in range(30)]
+    for oid in ids[:20]:
+        assert await a.claim(oid, {"orderId": oid}) is not None
+    for oid in ids[20:]:
+        assert await b.claim(oid, {"orderId": oid}) is not None
+    for oid in ids[10:20]:
+        await _record(a, oid, _sig())  # these already have an open transaction
+    results = await asyncio.gather(*(_record(a, oid, _sig(), attempt=2) for oid in ids),
+                                   return_exceptions=True)
+    assert results[:10] == [None] * 10
+    assert all(isinstance(r, BroadcastConflict) for r in results[10:20])
+    assert all(isinstance(r, LeaseLost) for r in results[20:])
+    assert a._records.batches < a._records.calls  # they were group-committed
+    await asyncio.gather(*(a.advance(oid, status="pending", attempt=3, release=True)
+                           for oid in ids[:10]))
+    for oid in ids[:10]:
+        ex = await b.claim(oid, {"orderId": oid})  # released: b may take it now
+        assert ex is not None and ex.owner == "worker-b" and ex.attempt == 3
