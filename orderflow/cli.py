@@ -47,10 +47,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"orderflow: configuration error: {exc.message}", file=sys.stderr)
         return 2
     _configure_logging(settings.log_level)
-    if args.command in ("ingress", "worker", "localnet"):
-        from orderflow.loops import install
-
-        install(settings.event_loop)
     try:
         return _dispatch(args, settings)
     except ConfigError as exc:

@@ -83,7 +83,6 @@ class Settings:
     localnet_seed: int | None = None
     localnet_faults: str | None = None  # fault switches, JSON or @file: see localnet/faults.py
     log_level: str = "INFO"
-    event_loop: str = "uvloop"  # or "asyncio"; see orderflow/loops.py
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -102,9 +101,6 @@ class Settings:
         commitment = env.get("ORDERFLOW_COMMITMENT", "confirmed")
         if commitment not in ("processed", "confirmed", "finalized"):
             raise ConfigError(message=f"ORDERFLOW_COMMITMENT={commitment!r} is not a commitment")
-        event_loop = env.get("ORDERFLOW_EVENT_LOOP", "uvloop")
-        if event_loop not in ("uvloop", "asyncio"):
-            raise ConfigError(message=f"ORDERFLOW_EVENT_LOOP={event_loop!r}: use uvloop or asyncio")
         return cls(
             http_host=env.get("ORDERFLOW_HTTP_HOST", "127.0.0.1"),
             http_port=_int(env, "ORDERFLOW_HTTP_PORT", 3000, 0, 65535),
@@ -136,7 +132,6 @@ class Settings:
             localnet_seed=int(seed) if seed else None,
             localnet_faults=env.get("ORDERFLOW_FAULTS") or None,
             log_level=env.get("ORDERFLOW_LOG_LEVEL", "INFO").upper(),
-            event_loop=event_loop,
         )
 
     def require(self, *names: str) -> Settings:

@@ -1,21 +1,16 @@
-"""Settings are validated at start with clear messages; the event loop choice applies."""
+"""Settings are validated at start with clear messages naming the variable."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
-from orderflow.loops import install
 from orderflow.settings import Settings
 from pipeline.errors import ConfigError
 
 
-def test_defaults_and_event_loop_choice() -> None:
-    assert Settings.from_env({}).event_loop == "uvloop"
-    assert Settings.from_env({"ORDERFLOW_EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
-    with pytest.raises(ConfigError, match="ORDERFLOW_EVENT_LOOP='trio'"):
-        Settings.from_env({"ORDERFLOW_EVENT_LOOP": "trio"})
+def test_defaults() -> None:
+    s = Settings.from_env({})
+    assert (s.fetch_max_wait_ms, s.confirm_poll_ms, s.max_in_flight) == (100, 200, 512)
 
 
 def test_bad_values_name_their_variable() -> None:
@@ -23,20 +18,3 @@ def test_bad_values_name_their_variable() -> None:
         Settings.from_env({"ORDERFLOW_COMMITMENT": "final"})
     with pytest.raises(ConfigError, match="ORDERFLOW_WALLET"):
         Settings.from_env({"ORDERFLOW_WALLET": "/nonexistent/wallet.json"})
-
-
-def test_install_sets_the_loop_policy() -> None:
-    import uvloop
-
-    before = asyncio.get_event_loop_policy()
-    try:
-        install("asyncio")
-        assert asyncio.get_event_loop_policy() is before
-        install("uvloop")
-        loop = asyncio.new_event_loop()
-        try:
-            assert isinstance(loop, uvloop.Loop)
-        finally:
-            loop.close()
-    finally:
-        asyncio.set_event_loop_policy(before)
