@@ -102,8 +102,9 @@ def _execution(row: dict[str, Any]) -> Execution:
 class Journal:
     """Every write is one statement on ``pool`` (open it with
     ``kwargs={"autocommit": True}`` so a statement costs one round trip). Claims,
-    advances and confirmations of concurrent orders are group-committed: one
-    statement per batch, each order still told on its own whether it still owns it."""
+    advances, broadcast records and confirmations of concurrent orders are
+    group-committed: one statement per batch, each order still told on its own whether
+    it still owns it (and, for a record, whether an earlier transaction blocks it)."""
 
     def __init__(self, pool: AsyncConnectionPool, owner: str, *, lease_s: float = 10.0) -> None:
         self._pool = pool
