@@ -26,6 +26,7 @@ from solders.keypair import Keypair
 
 from pipeline import routing
 from pipeline.errors import (
+    InvalidOrder,
     NoRoute,
     OrderflowError,
     PermanentError,
@@ -394,8 +395,13 @@ class OrderExecutor:
 
     async def orphans(self, idle_s: float) -> list[ExecuteOrder]:
         """Orders nobody is driving (see :meth:`Journal.orphans`), minus the ones we run."""
-        found = [decode_execute_order(orjson.dumps(doc))
-                 for doc in await self._journal.orphans(idle_s=idle_s)]
+        found: list[ExecuteOrder] = []
+        for doc in await self._journal.orphans(idle_s=idle_s):
+            try:
+                found.append(decode_execute_order(orjson.dumps(doc)))
+            except InvalidOrder as exc:  # one unreadable row must not stop the others' recovery
+                log.error("journal row %s holds an unreadable command (%s); not resumed",
+                          doc.get("orderId") if isinstance(doc, dict) else "?", exc.message)
         return [cmd for cmd in found if cmd.order_id not in self._locks]
 
     async def _quote_all(self, order: Order

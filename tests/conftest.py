@@ -2,6 +2,8 @@
 
 ``broker``        bootstrap ``host:port``: ``ORDERFLOW_TEST_KAFKA_BOOTSTRAP`` if set, else
                   an embedded Tansu broker on a free port, started once per session.
+``own_broker``, ``own_database_url``: the same, but per test, for tests whose workers
+must not see what other tests left behind (unfinished orders on shared topics, journal rows).
 ``database_url``  DSN of a fresh database ``orderflow_test_<random>`` (dropped at the
                   end) on the server of ``ORDERFLOW_TEST_DATABASE_URL`` if set, else on
                   ``postgresql://postgres@127.0.0.1:5432/postgres`` if that answers, else
@@ -75,18 +77,43 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.stop(30)
 
 
-@pytest.fixture(scope="session")
-def database_url(postgres_server: str) -> Iterator[str]:
+def _fresh_database(server: str) -> Iterator[str]:
     import psycopg
     from psycopg import sql
 
     name = f"orderflow_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_server, autocommit=True, connect_timeout=10) as conn:
+    with psycopg.connect(server, autocommit=True, connect_timeout=10) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        yield _with_database(postgres_server, name)
+        yield _with_database(server, name)
     finally:
-        with psycopg.connect(postgres_server, autocommit=True, connect_timeout=10) as conn:
+        with psycopg.connect(server, autocommit=True, connect_timeout=10) as conn:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server: str) -> Iterator[str]:
+    yield from _fresh_database(postgres_server)
+
+
+@pytest.fixture
+def own_database_url(postgres_server: str) -> Iterator[str]:
+    """A database of this test's own: nothing another test left unfinished in the journal."""
+    yield from _fresh_database(postgres_server)
+
+
+@pytest.fixture
+def own_broker(tmp_path_factory: pytest.TempPathFactory, broker: str) -> Iterator[str]:
+    """A broker of this test's own (embedded Tansu, ~1 s to start), so its workers never see
+    orders another test left on the shared topics. With ORDERFLOW_TEST_KAFKA_BOOTSTRAP set,
+    the configured broker is shared instead."""
+    if os.environ.get("ORDERFLOW_TEST_KAFKA_BOOTSTRAP"):
+        yield broker
+        return
+    proc = start_broker(None, tmp_path_factory.mktemp("tansu-own"))
+    try:
+        yield proc.url
+    finally:
+        proc.stop()

@@ -60,6 +60,7 @@ def test_bench_runs_both_paths_and_reports_every_section(postgres_server: str,
     assert metrics["stage_ms"]["routing"]["count"] >= 10
     assert metrics["rpc_request_ms"]["sendTransaction"]["count"] >= 10
     assert res["processes"]["cpu_cores"]["worker-0"] > 0
+    assert res["processes"]["workers_cpu_per_localnet_cpu"] > 0
 
     ceilings = report["ceilings"]
     assert ceilings["chain"]["tx_per_s"] > 0 and ceilings["chain"]["send_errors"] == 0
@@ -72,4 +73,5 @@ def test_bench_runs_both_paths_and_reports_every_section(postgres_server: str,
     assert env_["machine"]["cores"] >= 1 and env_["workers"] == 1
     assert env_["orders_partitions"] == 8 and env_["order_status_partitions"] == 8
     assert env_["localnet_slot_ms_measured"] is not None
+    assert all(v > 0 for v in env_["speed_probe_ms"].values())
     assert env_["versions"]["faust-streaming"]

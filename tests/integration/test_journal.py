@@ -21,9 +21,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[AsyncConnectionPool]:
-    await migrate(database_url)
-    p = AsyncConnectionPool(database_url, min_size=1, max_size=24, open=False,
+async def pool(own_database_url: str) -> AsyncIterator[AsyncConnectionPool]:
+    await migrate(own_database_url)
+    p = AsyncConnectionPool(own_database_url, min_size=1, max_size=24, open=False,
                             kwargs={"autocommit": True})
     await p.open(wait=True, timeout=30)
     try:
@@ -125,3 +125,32 @@ async def test_one_batch_answers_each_order_on_its_own(pool: AsyncConnectionPool
     for oid in ids[:10]:
         ex = await b.claim(oid, {"orderId": oid})  # released: b may take it now
         assert ex is not None and ex.owner == "worker-b" and ex.attempt == 3
+
+
+async def test_an_unreadable_journal_row_does_not_stop_orphan_recovery(
+        pool: AsyncConnectionPool) -> None:
+    """The sweeper resumes every undriven order it can read, and names the one it cannot."""
+    from typing import Any
+
+    from solders.keypair import Keypair
+
+    from pipeline.executor import OrderExecutor
+    from pipeline.tokens import SOL, USDC
+    from pipeline.wire import ExecuteOrder, now_ms
+
+    good = ExecuteOrder(f"o-{uuid.uuid4().hex}", SOL.mint, USDC.mint, 10**8, 50, now_ms(),
+                        "kafka")
+    bad_id = f"o-{uuid.uuid4().hex}"
+    gone = Journal(pool, "a-worker-that-died", lease_s=0.01)
+    assert await gone.claim(good.order_id, good.to_json()) is not None
+    assert await gone.claim(bad_id, {"orderId": bad_id, "schemaVersion": 99}) is not None
+    async with pool.connection() as conn:  # both idle long enough to count as orphans
+        await conn.execute("UPDATE executions SET updated_at = now() - interval '1 hour', "
+                           "lease_until = now() - interval '1 hour' WHERE order_id = ANY(%s)",
+                           ([good.order_id, bad_id],))
+    unused: Any = None
+    executor = OrderExecutor(venues=unused, chain=unused, watcher=unused, wallet=Keypair(),
+                             publish=unused, journal=Journal(pool, "sweeper"),
+                             schedule_retry=unused, dead_letter=unused)
+    found = [cmd.order_id for cmd in await executor.orphans(idle_s=60)]
+    assert good.order_id in found and bad_id not in found

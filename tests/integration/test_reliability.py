@@ -31,9 +31,12 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def cluster(broker: str, database_url: str, tmp_path: Path) -> AsyncIterator[Cluster]:
-    await migrate(database_url)
-    c = Cluster(broker, database_url, tmp_path)
+async def cluster(own_broker: str, own_database_url: str,
+                  tmp_path: Path) -> AsyncIterator[Cluster]:
+    # Its own broker and database: a worker resumes every unfinished order it can see, so
+    # orders other tests left behind would run here, with this test's wallet.
+    await migrate(own_database_url)
+    c = Cluster(own_broker, own_database_url, tmp_path)
     await c.start_localnet()
     try:
         yield c
@@ -130,7 +133,8 @@ async def test_permanent_failure_fails_at_once_with_a_precise_code(cluster: Clus
 
 
 async def test_sink_rides_out_a_database_outage_without_losing_or_duplicating(
-        cluster: Cluster, database_url: str) -> None:
+        cluster: Cluster) -> None:
+    database_url = cluster.database_url
     target = urlsplit(database_url)
     proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5432)
     await proxy.start()
