@@ -47,6 +47,8 @@ class GroupCommit(Generic[I, R]):
 
     def _drain_ended(self, task: asyncio.Task[None]) -> None:
         """A drain cancelled (even before it ran) or broken: fail its waiters, never hang."""
+        if task is not self._task:  # a newer drain owns the queue now
+            return
         if task.cancelled():
             error: Exception = RuntimeError(f"{self._name} stopped before the write")
         elif (exc := task.exception()) is not None:
