@@ -150,7 +150,8 @@ class Engine(Service):
             venues=InstrumentedVenues(JupiterVenues(s.venue_url, self._session), self.metrics),
             chain=chain, timer=StageTimer(self.metrics.stage), metrics=self.metrics,
             watcher=self._watcher, wallet=wallet, publish=self.publish,
-            journal=Journal(self._pool, self.owner, lease_s=s.lease_s),
+            journal=Journal(self._pool, self.owner, lease_s=s.lease_s,
+                            on_batch=self.metrics.journal_batch),
             schedule_retry=self.schedule_retry, dead_letter=self.dead_letter_order,
             max_attempts=s.max_attempts, failpoints=Failpoints(s.failpoints))
         watcher = self._watcher

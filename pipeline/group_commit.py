@@ -28,8 +28,10 @@ Write = Callable[[Sequence[tuple[str, I]]], Awaitable[Mapping[str, R | BaseExcep
 
 
 class GroupCommit(Generic[I, R]):
-    def __init__(self, write: Write[I, R], *, name: str, max_batch: int = 256) -> None:
+    def __init__(self, write: Write[I, R], *, name: str, max_batch: int = 256,
+                 observe: Callable[[int], None] | None = None) -> None:
         self._write = write
+        self._observe = observe
         self._name = name
         self._max = max_batch
         self._queue: list[tuple[str, I, asyncio.Future[R]]] = []
@@ -82,6 +84,8 @@ class GroupCommit(Generic[I, R]):
                 continue
             self.batches += 1
             self.calls += len(batch)
+            if self._observe is not None:
+                self._observe(len(batch))
             # In flight: back in the queue's view for _drain_ended if we are cancelled now.
             self._queue[:0] = batch
             try:

@@ -14,7 +14,7 @@ still land. The lease only keeps two workers from doing the same work twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -106,19 +106,25 @@ class Journal:
     group-committed: one statement per batch, each order still told on its own whether
     it still owns it (and, for a record, whether an earlier transaction blocks it)."""
 
-    def __init__(self, pool: AsyncConnectionPool, owner: str, *, lease_s: float = 10.0) -> None:
+    def __init__(self, pool: AsyncConnectionPool, owner: str, *, lease_s: float = 10.0,
+                 on_batch: Callable[[str, int], None] | None = None) -> None:
         self._pool = pool
         self.owner = owner
         self._lease = f"{lease_s} seconds"
-        # The per-order writes of the hot path, group-committed (see pipeline/group_commit).
+
+        def observe(op: str) -> Callable[[int], None] | None:
+            return None if on_batch is None else (lambda n: on_batch(op, n))
+
+        # The per-order writes of the hot path, group-committed (see pipeline/group_commit);
+        # ``on_batch(op, calls)`` is told the size of every statement (metrics).
         self._claims: GroupCommit[dict[str, Any], Execution | None] = GroupCommit(
-            self._claim_batch, name="journal-claim")
+            self._claim_batch, name="journal-claim", observe=observe("claim"))
         self._advances: GroupCommit[_Advance, None] = GroupCommit(
-            self._advance_batch, name="journal-advance")
+            self._advance_batch, name="journal-advance", observe=observe("advance"))
         self._confirms: GroupCommit[tuple[int, str], None] = GroupCommit(
-            self._confirm_batch, name="journal-confirm")
+            self._confirm_batch, name="journal-confirm", observe=observe("confirm"))
         self._records: GroupCommit[_Record, None] = GroupCommit(
-            self._record_batch, name="journal-record")
+            self._record_batch, name="journal-record", observe=observe("record"))
 
     async def claim(self, order_id: str, command: dict[str, Any]) -> Execution | None:
         """Own the order (creating its row on first sight); ``None`` while another owner's

@@ -51,6 +51,9 @@ Metrics (all prefixed ``orderflow_``)
     Time to commit one sink batch, retries of a failed write included.
 ``sink_write_errors_total``                          counter
     Sink writes that failed and were retried.
+``journal_batch_orders{op}``                          histogram
+    Orders per execution-journal statement (group commit), by ``op`` (``claim``,
+    ``advance``, ``record``, ``confirm``): 1 when idle, larger under load.
 ``rpc_request_seconds{method}``                      histogram
     Solana JSON-RPC call latency by method (``sendTransaction``, ``getBlockHeight``,
     ``getSignatureStatuses``, ``getTransaction``), successful or not.
@@ -105,6 +108,7 @@ STAGES = ("routing", "building", "submit", "confirm")
 VENUES = tuple(v.value for v in Venue)
 RETRY_LEVELS = tuple(str(d) for d in RETRY_DELAYS_MS)
 RPC_METHODS = ("sendTransaction", "getBlockHeight", "getSignatureStatuses", "getTransaction")
+JOURNAL_OPS = ("claim", "advance", "record", "confirm")
 
 # Seconds. One request (quote, RPC call): 1 ms .. 10 s (the clients' timeouts).
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -251,6 +255,9 @@ class EngineMetrics:
         self.sink_write_errors = Counter(
             _name("sink_write_errors"), "PostgreSQL sink writes that failed (and were retried)",
             registry=r)
+        self.journal_batch_orders = Histogram(
+            _name("journal_batch_orders"), "Orders per execution-journal statement, by op",
+            ["op"], buckets=BATCH_BUCKETS, registry=r)
         self.rpc_seconds = Histogram(
             _name("rpc_request_seconds"), "Solana JSON-RPC call latency, by method",
             ["method"], buckets=REQUEST_BUCKETS, registry=r)
@@ -281,6 +288,8 @@ class EngineMetrics:
             self.quote_spread_bps.labels(best_venue=venue)
         for method in RPC_METHODS:
             self.rpc_seconds.labels(method=method)
+        for op in JOURNAL_OPS:
+            self.journal_batch_orders.labels(op=op)
 
     # ---- orders ----
 
@@ -331,6 +340,11 @@ class EngineMetrics:
 
     def sink_write_error(self) -> None:
         self.sink_write_errors.inc()
+
+    # ---- execution journal ----
+
+    def journal_batch(self, op: str, calls: int) -> None:
+        self.journal_batch_orders.labels(op=_one_of(op, JOURNAL_OPS)).observe(calls)
 
     # ---- Solana RPC ----
 

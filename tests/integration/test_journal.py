@@ -106,7 +106,9 @@ async def test_concurrent_records_for_one_order_admit_exactly_one(
 async def test_one_batch_answers_each_order_on_its_own(pool: AsyncConnectionPool) -> None:
     """Concurrent calls of one Journal share statements; each caller still gets its own
     outcome (recorded / conflict / lease lost), and advances are not mixed up."""
-    a, b = Journal(pool, "worker-a"), Journal(pool, "worker-b")
+    sizes: list[tuple[str, int]] = []
+    a = Journal(pool, "worker-a", on_batch=lambda op, n: sizes.append((op, n)))
+    b = Journal(pool, "worker-b")
     ids = [f"o-{uuid.uuid4().hex}" for _ in range(30)]
     for oid in ids[:20]:
         assert await a.claim(oid, {"orderId": oid}) is not None
@@ -120,6 +122,8 @@ async def test_one_batch_answers_each_order_on_its_own(pool: AsyncConnectionPool
     assert all(isinstance(r, BroadcastConflict) for r in results[10:20])
     assert all(isinstance(r, LeaseLost) for r in results[20:])
     assert a._records.batches < a._records.calls  # they were group-committed
+    records = [n for op, n in sizes if op == "record"]
+    assert sum(records) == a._records.calls and max(records) > 1  # the metric saw the batches
     await asyncio.gather(*(a.advance(oid, status="pending", attempt=3, release=True)
                            for oid in ids[:10]))
     for oid in ids[:10]:

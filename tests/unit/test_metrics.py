@@ -29,7 +29,7 @@ from pipeline.reconcile import TxBalances
 from pipeline.venues import SwapTransaction
 
 ALLOWED_LABELS = {"source", "status", "stage", "venue", "best_venue", "code", "level", "reason",
-                  "method", "group", "topic", "partition"}
+                  "method", "group", "topic", "partition", "op"}
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def test_every_metric_follows_the_naming_conventions(m: EngineMetrics) -> None:
         if family.type == "counter":
             assert not family.name.endswith("_total")  # the client appends it to samples
         if family.type == "histogram":
-            assert family.name.endswith(("_seconds", "_events", "_bps")), family.name
+            assert family.name.endswith(("_seconds", "_events", "_orders", "_bps")), family.name
         assert "milliseconds" not in family.name and "_ms" not in family.name
     text = generate_latest(m.registry).decode()
     for family in text_string_to_metric_families(text):
@@ -148,6 +148,11 @@ def test_reliability_and_sinks(m: EngineMetrics) -> None:
     assert value(m, "orderflow_sink_batch_events_bucket", le="25.0") == 0
     assert value(m, "orderflow_sink_write_seconds_count") == 1
     assert value(m, "orderflow_sink_write_errors_total") == 1
+    m.journal_batch("advance", 7)
+    m.journal_batch("bogus", 1)
+    assert value(m, "orderflow_journal_batch_orders_bucket", op="advance", le="10.0") == 1
+    assert value(m, "orderflow_journal_batch_orders_bucket", op="advance", le="5.0") == 0
+    assert value(m, "orderflow_journal_batch_orders_count", op="other") == 1
 
 
 def test_rpc(m: EngineMetrics) -> None:
