@@ -982,6 +982,7 @@ def metrics_summary(before: dict[tuple[str, tuple[tuple[str, str], ...]], float]
         "orderflow_order_end_to_end_seconds": ("end_to_end_ms", 1000.0),
         "orderflow_sink_write_seconds": ("sink_write_ms", 1000.0),
         "orderflow_sink_batch_events": ("sink_batch_events", 1.0),
+        "orderflow_journal_batch_orders": ("journal_batch_orders", 1.0),
     }
     out: dict[str, Any] = {}
     for (name, labels), buckets in sorted(hist.items()):
