@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from psycopg.rows import dict_row
@@ -89,6 +90,11 @@ def _lease_lost(order_id: str) -> LeaseLost:
     return LeaseLost(message=f"order {order_id} is no longer ours")
 
 
+def _still_ours(order_ids: Sequence[str], updated: set[str]) -> dict[str, BaseException | None]:
+    """Per order of a batch update guarded by ``owner``: done, or :class:`LeaseLost`."""
+    return {oid: None if oid in updated else _lease_lost(oid) for oid in order_ids}
+
+
 def _ms(ts: datetime | None) -> int | None:
     return None if ts is None else int(ts.timestamp() * 1000)
 
@@ -113,7 +119,7 @@ class Journal:
         self._lease = f"{lease_s} seconds"
 
         def observe(op: str) -> Callable[[int], None] | None:
-            return None if on_batch is None else (lambda n: on_batch(op, n))
+            return None if on_batch is None else partial(on_batch, op)
 
         # The per-order writes of the hot path, group-committed (see pipeline/group_commit);
         # ``on_batch(op, calls)`` is told the size of every statement (metrics).
@@ -196,8 +202,8 @@ class Journal:
                 "WHERE e.order_id = v.order_id AND e.owner = %s AND NOT e.terminal "
                 "RETURNING e.order_id",
                 (ids, *(list(c) for c in cols), self.owner))
-            done = {row[0] for row in await cur.fetchall()}
-        return {oid: None if oid in done else _lease_lost(oid) for oid in ids}
+            updated = {row[0] for row in await cur.fetchall()}
+        return _still_ours(ids, updated)
 
     async def release(self, order_id: str) -> None:
         async with self._pool.connection() as conn:
@@ -266,8 +272,8 @@ class Journal:
                 "FROM v WHERE e.order_id = v.order_id AND e.owner = %s AND NOT e.terminal "
                 "RETURNING e.order_id",
                 (ids, [a for _, (a, _) in batch], [sig for _, (_, sig) in batch], self.owner))
-            done = {row[0] for row in await cur.fetchall()}
-        return {oid: None if oid in done else _lease_lost(oid) for oid in ids}
+            updated = {row[0] for row in await cur.fetchall()}
+        return _still_ours(ids, updated)
 
     async def close_broadcast(self, signature: str, outcome: str) -> None:
         """Record what became of a transaction: ``landed`` or ``expired`` (provably absent)."""

@@ -18,6 +18,7 @@ import logging
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -29,17 +30,21 @@ log = logging.getLogger("tests.conftest")
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
+def _embedded_broker(data_dir: Path) -> Iterator[str]:
+    proc = start_broker(None, data_dir)
+    try:
+        yield proc.url
+    finally:
+        proc.stop()
+
+
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     configured = os.environ.get("ORDERFLOW_TEST_KAFKA_BOOTSTRAP")
     if configured:
         yield configured
         return
-    proc = start_broker(None, tmp_path_factory.mktemp("tansu"))
-    try:
-        yield proc.url
-    finally:
-        proc.stop()
+    yield from _embedded_broker(tmp_path_factory.mktemp("tansu"))
 
 
 def _answers(dsn: str) -> bool:
@@ -112,8 +117,4 @@ def own_broker(tmp_path_factory: pytest.TempPathFactory, broker: str) -> Iterato
     if os.environ.get("ORDERFLOW_TEST_KAFKA_BOOTSTRAP"):
         yield broker
         return
-    proc = start_broker(None, tmp_path_factory.mktemp("tansu-own"))
-    try:
-        yield proc.url
-    finally:
-        proc.stop()
+    yield from _embedded_broker(tmp_path_factory.mktemp("tansu-own"))
