@@ -13,6 +13,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 from psycopg_pool import AsyncConnectionPool
+from solders.hash import Hash
+from solders.keypair import Keypair
+from solders.message import Message
+from solders.system_program import TransferParams, transfer
+from solders.transaction import VersionedTransaction
 
 from pipeline.journal import BroadcastConflict, Journal, LeaseLost
 from sinks.migrate import migrate
@@ -32,12 +37,24 @@ async def pool(own_database_url: str) -> AsyncIterator[AsyncConnectionPool]:
         await p.close()
 
 
+_SIGNED: dict[str, bytes] = {}
+
+
 def _sig() -> str:
-    return uuid.uuid4().hex * 2
+    """A really signed transaction (a 1-lamport transfer, never sent: these tests are about
+    the journal); its signature names it and its bytes are what gets recorded."""
+    payer = Keypair()
+    ix = transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=Keypair().pubkey(),
+                                 lamports=1))
+    tx = VersionedTransaction(Message.new_with_blockhash([ix], payer.pubkey(), Hash.default()),
+                              [payer])
+    sig = str(tx.signatures[0])
+    _SIGNED[sig] = bytes(tx)
+    return sig
 
 
 async def _record(j: Journal, order_id: str, sig: str, attempt: int = 1) -> None:
-    await j.record_broadcast(order_id, attempt=attempt, signature=sig, tx=b"\x01" + sig.encode(),
+    await j.record_broadcast(order_id, attempt=attempt, signature=sig, tx=_SIGNED[sig],
                              last_valid_block_height=1000 + attempt, venue="raydium",
                              expected_out=10**18 + 7, min_out=10**18)
 
@@ -135,8 +152,6 @@ async def test_an_unreadable_journal_row_does_not_stop_orphan_recovery(
         pool: AsyncConnectionPool) -> None:
     """The sweeper resumes every undriven order it can read, and names the one it cannot."""
     from typing import Any
-
-    from solders.keypair import Keypair
 
     from pipeline.executor import OrderExecutor
     from pipeline.tokens import SOL, USDC
