@@ -91,6 +91,8 @@ def fingerprint(order: ExecuteOrder) -> str:
     canonical = {"v": 1, "type": "market", "tokenIn": order.token_in,
                  "tokenOut": order.token_out, "amountIn": order.amount_in,
                  "slippageBps": order.slippage_bps, "clientRef": order.client_ref}
+    if order.max_price_impact_bps is not None:  # absent: fingerprints from before it still match
+        canonical["maxPriceImpactBps"] = order.max_price_impact_bps
     return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 

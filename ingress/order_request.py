@@ -14,14 +14,22 @@ import orjson
 from ingress.idempotency import WS_KEY_FIELD, parse_key
 from pipeline.errors import InvalidOrder
 from pipeline.tokens import resolve_token, to_base_units
-from pipeline.wire import ExecuteOrder
+from pipeline.wire import MAX_PRICE_IMPACT_BPS, ExecuteOrder, is_json_integer
 
 DEFAULT_SLIPPAGE_BPS = 50
 MAX_SLIPPAGE_BPS = 5000
 MAX_CLIENT_REF_CHARS = 128
+ORDER_TYPES = ("market",)  # limit and sniper come in later versions
 REQUIRED_FIELDS = ("tokenIn", "tokenOut", "amount")
-OPTIONAL_FIELDS = ("slippageBps", "clientRef")
+OPTIONAL_FIELDS = ("type", "slippageBps", "clientRef", "maxPriceImpactBps")
 ALLOWED_FIELDS = frozenset(REQUIRED_FIELDS + OPTIONAL_FIELDS)
+
+
+class UnsupportedOrderType(InvalidOrder):
+    """A well-formed request for an order type this engine does not execute (HTTP 422):
+    the request is understood, the engine just cannot do it, unlike a malformed field."""
+
+    default_code = "unsupported_order_type"
 
 
 def parse_order_request(body: bytes | str, *, source: str, submitted_at_ms: int) -> ExecuteOrder:
@@ -58,6 +66,9 @@ def order_from_document(doc: dict[str, Any], *, source: str, submitted_at_ms: in
     for name in REQUIRED_FIELDS:
         if name not in doc:
             raise InvalidOrder("missing_field", f"{name} is required", field=name)
+    if "type" in doc and doc["type"] not in ORDER_TYPES:
+        raise UnsupportedOrderType(message=f"order type {doc['type']!r} is not supported; "
+                                   f"supported: {', '.join(ORDER_TYPES)}", field="type")
     token_in = resolve_token(doc["tokenIn"], field="tokenIn")
     token_out = resolve_token(doc["tokenOut"], field="tokenOut")
     if token_in == token_out:
@@ -72,12 +83,22 @@ def order_from_document(doc: dict[str, Any], *, source: str, submitted_at_ms: in
         submitted_at_ms=submitted_at_ms,
         source=source,
         client_ref=_client_ref(doc.get("clientRef")),
+        max_price_impact_bps=(_max_price_impact(doc["maxPriceImpactBps"])
+                              if "maxPriceImpactBps" in doc else None),
     )
+
+
+def _max_price_impact(value: object) -> int:
+    if is_json_integer(value) and 1 <= value <= MAX_PRICE_IMPACT_BPS:
+        return value
+    raise InvalidOrder("invalid_max_price_impact", "maxPriceImpactBps must be an integer "
+                       f"number of basis points, 1..{MAX_PRICE_IMPACT_BPS}",
+                       field="maxPriceImpactBps")
 
 
 def _slippage(value: object) -> int:
     # bool is an int subclass; `true` is not a slippage.
-    if not isinstance(value, int) or isinstance(value, bool):
+    if not is_json_integer(value):
         raise InvalidOrder("invalid_slippage", "slippageBps must be an integer number of basis "
                            f"points, 0..{MAX_SLIPPAGE_BPS}", field="slippageBps")
     if not 0 <= value <= MAX_SLIPPAGE_BPS:

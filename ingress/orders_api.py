@@ -17,7 +17,7 @@ from ingress.idempotency import (
 )
 from ingress.intake import OrderIntake, OrderNotAccepted
 from ingress.metrics import IngressMetrics
-from ingress.order_request import parse_order_request
+from ingress.order_request import UnsupportedOrderType, parse_order_request
 from ingress.ports import OrderStore
 from ingress.records import PageCursor
 from ingress.responses import error_body, error_of, error_response, json_response
@@ -75,7 +75,8 @@ class OrdersApi:
         try:
             order = parse_order_request(body, source="http", submitted_at_ms=now_ms())
         except InvalidOrder as exc:
-            return self._reject(400, exc.code, exc.message, exc.field)
+            status = 422 if isinstance(exc, UnsupportedOrderType) else 400
+            return self._reject(status, exc.code, exc.message, exc.field)
         try:
             claim = await self._intake.submit(order, key)
         except IdempotencyKeyReused as exc:

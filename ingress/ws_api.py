@@ -19,6 +19,8 @@ is replayed and the client de-duplicates by eventId (``orderId:attempt:status``)
 ``/api/orders/execute``: the first message is the order, optionally with
 ``"idempotencyKey"`` (see :mod:`ingress.idempotency`); then ``{"type": "accepted",
 "orderId", "status", "order", "replayed"}`` and the order's events until it ends.
+Any later message is answered ``{"type": "error", "error": {"code":
+"one_order_per_socket", ...}}`` and changes nothing (one order per socket).
 """
 
 from __future__ import annotations
@@ -137,7 +139,7 @@ class WebSocketApi:
             await stream.send_json({"type": "accepted", "orderId": accepted.order_id,
                                     "status": "pending", "order": accepted.to_json(),
                                     "replayed": claim.replayed})
-            await self._stream(ws, stream, controls=False,
+            await self._stream(ws, stream, executing=accepted.order_id,
                                first=stream.follow_order(accepted.order_id, announce=False))
         return ws
 
@@ -152,8 +154,13 @@ class WebSocketApi:
             self._metrics.ws_clients.dec()
 
     async def _stream(self, ws: web.WebSocketResponse, stream: StatusStream, *,
-                      first: Awaitable[None], controls: bool = True) -> None:
-        """Run the first subscription, then pump live events while reading control messages."""
+                      first: Awaitable[None], executing: str | None = None) -> None:
+        """Run the first subscription, then pump live events while reading control messages.
+
+        ``executing``: the order an execute socket follows; it takes no control messages,
+        and another order sent on it is answered with an error (not silently dropped, so
+        the client knows it was not placed) while the first order's stream goes on.
+        """
         try:
             await first
         except SlowSubscriber:
@@ -167,8 +174,14 @@ class WebSocketApi:
         pump = spawn(self._pump(ws, stream), name=f"ingress.ws-pump-{next(_connection_ids)}")
         try:
             async for msg in ws:
-                if msg.type is WSMsgType.TEXT and controls:
+                if msg.type is not WSMsgType.TEXT:
+                    continue
+                if executing is None:
                     await self._control(stream, msg.data)
+                else:
+                    await stream.send_json({"type": "error", **error_body(
+                        "one_order_per_socket", f"this socket already follows order "
+                        f"{executing}; nothing else was placed. Open a new socket per order")})
         except SlowSubscriber:
             await self._drop_slow(ws)
         except ConnectionError:

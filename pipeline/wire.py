@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 
 from pipeline.errors import InvalidOrder
 from pipeline.lifecycle import Order, OrderStatus, Quote, rank
@@ -26,6 +26,7 @@ ORDERS_SCHEMA_VERSION = 1
 STATUS_SCHEMA_VERSION = 1
 SUPPORTED_ORDER_VERSIONS = frozenset({ORDERS_SCHEMA_VERSION})
 MAX_MESSAGE_BYTES = 16 * 1024
+MAX_PRICE_IMPACT_BPS = 10_000
 
 
 @cache
@@ -35,9 +36,23 @@ def contract(name: str) -> dict[str, Any]:
     return loaded
 
 
+def is_json_integer(value: object) -> TypeGuard[int]:
+    """A JSON integer as written: ``1`` but not ``1.0`` (orjson reads that as a float, and JSON
+    Schema counts an integral float as an integer) and not ``true`` (bool is an int in Python).
+    Amounts are exact base units; a float anywhere near them is a producer bug to refuse."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# Draft 2020-12 with "integer" meaning a JSON integer literal (see is_json_integer).
+_StrictValidator = validators.extend(
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: is_json_integer(value)))
+
+
 @cache
-def _orders_validator() -> Draft202012Validator:
-    return Draft202012Validator(contract("orders.v1.schema.json"))
+def _orders_validator() -> Any:
+    return _StrictValidator(contract("orders.v1.schema.json"))
 
 
 def now_ms() -> int:
@@ -66,6 +81,8 @@ class ExecuteOrder:
     submitted_at_ms: int
     source: str = "kafka"
     client_ref: str | None = None
+    # The order's price-impact bound in bps (1..10000); None = the engine's configured default.
+    max_price_impact_bps: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -81,6 +98,8 @@ class ExecuteOrder:
         }
         if self.client_ref is not None:
             out["clientRef"] = self.client_ref
+        if self.max_price_impact_bps is not None:
+            out["maxPriceImpactBps"] = self.max_price_impact_bps
         return out
 
     def encode(self) -> bytes:
@@ -123,7 +142,7 @@ def decode_execute_order(raw: bytes | str, *, record_ts_ms: int | None = None) -
     if not isinstance(doc, dict):
         raise InvalidOrder("invalid_message", "message must be a JSON object")
     version = doc.get("schemaVersion")
-    if version not in SUPPORTED_ORDER_VERSIONS or isinstance(version, bool):
+    if not is_json_integer(version) or version not in SUPPORTED_ORDER_VERSIONS:
         raise InvalidOrder(
             "unsupported_schema_version",
             f"schemaVersion {version!r} is not supported (supported: "
@@ -156,6 +175,7 @@ def decode_execute_order(raw: bytes | str, *, record_ts_ms: int | None = None) -
         submitted_at_ms=submitted,
         source=doc.get("source", "kafka"),
         client_ref=doc.get("clientRef"),
+        max_price_impact_bps=doc.get("maxPriceImpactBps"),
     )
 
 

@@ -138,11 +138,18 @@ def valid_orders(draw: st.DrawFn) -> dict[str, Any]:
         doc["slippageBps"] = draw(st.integers(0, 5000) | st.sampled_from([0, 5000]))
     if draw(st.booleans()):
         doc["clientRef"] = draw(st.none() | st.text(max_size=128))
+    if draw(one_in(3)):
+        doc["type"] = "market"
+    if draw(one_in(3)):
+        doc["maxPriceImpactBps"] = draw(st.integers(1, 10_000) | st.sampled_from([1, 10_000]))
     return doc
 
 
+order_types = st.sampled_from(["market", "limit", "sniper", "Market", ""]) | json_values
+impacts = (st.integers(-5, 10_010) | st.sampled_from([0, 1, 10_000, 10_001]) | st.floats()
+           | st.booleans() | json_values)
 WRONG = {"tokenIn": tokens, "tokenOut": tokens, "amount": amounts, "slippageBps": slippages,
-         "clientRef": client_refs}
+         "clientRef": client_refs, "type": order_types, "maxPriceImpactBps": impacts}
 
 
 @st.composite
@@ -270,6 +277,11 @@ class Expected:
     amount_in: int
     slippage_bps: int
     client_ref: str | None
+    max_price_impact_bps: int | None
+
+
+REQUIRED = {"tokenIn", "tokenOut", "amount"}
+FIELDS = REQUIRED | {"slippageBps", "clientRef", "type", "maxPriceImpactBps"}
 
 
 def expected_order(body: bytes) -> Expected | None:
@@ -278,8 +290,9 @@ def expected_order(body: bytes) -> Expected | None:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(doc, dict) or not set(doc) <= {
-            "tokenIn", "tokenOut", "amount", "slippageBps", "clientRef"}:
+    if not isinstance(doc, dict) or not set(doc) <= FIELDS:
+        return None
+    if "type" in doc and doc["type"] != "market":
         return None
     token_in, token_out = token_of(doc.get("tokenIn")), token_of(doc.get("tokenOut"))
     if token_in is None or token_out is None or token_in == token_out:
@@ -291,7 +304,20 @@ def expected_order(body: bytes) -> Expected | None:
         return None
     if ref is not None and (not isinstance(ref, str) or len(ref) > 128):
         return None
-    return Expected(token_in, token_out, amount, slippage, ref)
+    impact = doc.get("maxPriceImpactBps")
+    if "maxPriceImpactBps" in doc and (type(impact) is not int or not 1 <= impact <= 10_000):
+        return None
+    return Expected(token_in, token_out, amount, slippage, ref, impact)
+
+
+def unsupported_type(body: bytes) -> bool:
+    """A request the API understands but cannot execute: 422 (checked after the field names)."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return (isinstance(doc, dict) and set(doc) <= FIELDS and REQUIRED <= set(doc)
+            and "type" in doc and doc["type"] != "market")
 
 
 def expected_status(sub: Submission) -> int | None:
@@ -306,6 +332,8 @@ def expected_status(sub: Submission) -> int | None:
         return 413
     if sub.key is not None and not KEY.fullmatch(sub.key):
         return 400
+    if unsupported_type(sub.body):
+        return 422
     return 202 if expected_order(sub.body) is not None else 400
 
 
@@ -412,6 +440,7 @@ def check_order(body: bytes, produced: bytes, order_id: str) -> None:
     assert (order.token_in, order.token_out) == (want.token_in.mint, want.token_out.mint)
     assert order.amount_in == want.amount_in
     assert (order.slippage_bps, order.client_ref) == (want.slippage_bps, want.client_ref)
+    assert order.max_price_impact_bps == want.max_price_impact_bps
 
 
 @FUZZ
@@ -439,7 +468,7 @@ def test_http_submit_never_5xx_and_every_answer_is_well_formed(
     if status2 != 202:
         check_error(status2, doc2)
         assert new_orders == []
-        if status2 == 422:
+        if status2 == 422 and not unsupported_type(sub.repeat):
             assert status == 202 and doc2["error"]["code"] == "idempotency_key_reused"
     elif status == 202:  # the key's order again, produced once
         assert doc2 == doc and headers2["Idempotent-Replayed"] == "true"
@@ -519,3 +548,10 @@ def test_the_oracle_knows_the_edges() -> None:
     assert not ok(amount="18446744073.709551616") and not ok(amount=1.5)
     assert not ok(amount="1e3") and not ok(slippageBps=-1) and not ok(slippageBps=5001)
     assert not ok(slippageBps=True) and not ok(slippageBps=50.0) and not ok(extra=1)
+    assert ok(type="market") and ok(maxPriceImpactBps=1) and ok(maxPriceImpactBps=10_000)
+    assert not ok(type="limit") and not ok(type=None) and not ok(maxPriceImpactBps=0)
+    assert not ok(maxPriceImpactBps=10_001) and not ok(maxPriceImpactBps=100.0)
+    assert not ok(maxPriceImpactBps=True) and not ok(maxPriceImpactBps=None)
+    assert unsupported_type(orjson.dumps({"tokenIn": "x", "tokenOut": "y", "amount": 1,
+                                          "type": "limit"}))
+    assert not unsupported_type(orjson.dumps({"tokenIn": "x", "amount": 1, "type": "limit"}))
