@@ -371,7 +371,12 @@ def quote_exact_in(state: DlmmState, swap_for_y: bool, amount_in: int, now: int)
         total_out += out
         total_fee += fee
         steps.append(BinStep(active, used, out, fee, rate, vol.volatility_accumulator))
-    vol = replace(vol, last_update_timestamp=now)
+    if active != state.active_id:
+        # As the program does: the timestamp that the filter/decay periods are measured
+        # from moves only when a swap moves the active bin. Refreshing it on every swap
+        # would keep chained same-bin swaps inside the filter period, freeze the
+        # volatility references and overcharge the variable fee on the next swap.
+        vol = replace(vol, last_update_timestamp=now)
     new_state = replace(
         state,
         active_id=active,

@@ -97,7 +97,8 @@ def test_single_bin_y_to_x() -> None:
     assert (quote.new_state.fee_x, quote.new_state.fee_y) == (0, 1)
     assert quote.new_state.active_id == 0
     assert quote.new_state.total_y == 1_000 + 500
-    assert quote.new_state.volatility.last_update_timestamp == NOW
+    # the active bin did not move: the program leaves last_update_timestamp alone
+    assert quote.new_state.volatility.last_update_timestamp == 0
 
 
 def test_multi_bin_walk_x_to_y_exhausts_active_bin() -> None:
@@ -183,6 +184,41 @@ def test_volatility_reference_filter_and_decay() -> None:
     assert update_volatility_accumulator(decayed, params, 8).volatility_accumulator == 45_000
     small_cap = FeeParams(max_volatility_accumulator=20_000)
     assert update_volatility_accumulator(decayed, small_cap, 8).volatility_accumulator == 20_000
+
+
+def test_last_update_timestamp_moves_only_with_the_active_bin() -> None:
+    # The program writes last_update_timestamp only when a swap moves the active bin:
+    # swaps inside one bin keep it, a swap that crosses bins sets it to now.
+    vol = VolatilityState(last_update_timestamp=NOW - 1_000)
+    state = DlmmState(bin_step=10, active_id=0, bins={0: Bin(10**6, 10**6), -1: Bin(0, 10**6)},
+                      params=FLAT, volatility=vol)
+    first = quote_exact_in(state, False, 500, NOW).new_state
+    second = quote_exact_in(first, True, 700, NOW + 5).new_state
+    assert (first.active_id, second.active_id) == (0, 0)
+    assert first.volatility.last_update_timestamp == NOW - 1_000
+    assert second.volatility.last_update_timestamp == NOW - 1_000
+    crossed = quote_exact_in(second, True, 2 * 10**6, NOW + 9).new_state
+    assert crossed.active_id == -1
+    assert crossed.volatility.last_update_timestamp == NOW + 9
+
+
+def test_chained_swaps_decay_volatility_as_the_program_does() -> None:
+    # A bin-crossing swap at T leaves va = 20_000 (two bins from the reference) and sets
+    # last_update_timestamp = T. A same-bin swap at T+20 must not refresh it, so at T+35
+    # (>= filter_period 30 after T) the references update: index_reference = active bin,
+    # vr = 20_000 * 5_000 / 10_000 = 10_000, and the next swap's va starts from 10_000.
+    params = FeeParams(base_factor=10_000, variable_fee_control=40_000, filter_period=30,
+                       decay_period=600, reduction_factor=5_000)
+    state = _pool({0: Bin(0, 10), -1: Bin(0, 10), -2: Bin(0, 10**9)}, params)
+    after_cross = quote_exact_in(state, True, 100, NOW).new_state
+    assert after_cross.active_id == -2
+    assert after_cross.volatility.volatility_accumulator == 20_000
+    same_bin = quote_exact_in(after_cross, True, 1_000, NOW + 20).new_state
+    assert same_bin.active_id == -2
+    third = quote_exact_in(same_bin, True, 1_000, NOW + 35)
+    assert [(s.bin_id, s.volatility_accumulator) for s in third.steps] == [(-2, 10_000)]
+    # variable fee for va 10_000 at bin_step 10: ceil(40_000 * (10_000 * 10)^2 / 1e11) = 4_000
+    assert third.steps[0].fee_rate == 1_000_000 + 4_000
 
 
 def test_insufficient_liquidity() -> None:
