@@ -33,6 +33,7 @@ from ingress.intake import OrderIntake
 from ingress.kafka_bus import KafkaOrderBus
 from ingress.metrics import IngressMetrics
 from ingress.orders_api import MAX_BODY_BYTES, OrdersApi
+from ingress.origin import OriginPolicy, origin_guard
 from ingress.pg_idempotency import PostgresIdempotencyStore
 from ingress.pg_idempotency import configure_connection as configure_idempotency_connection
 from ingress.pg_store import PostgresOrderStore
@@ -104,7 +105,8 @@ def build_app(settings: Settings, *, producer: OrderBus, store: OrderStore, hub:
     sockets = WebSocketApi(intake, store, hub, metrics)
     health = HealthApi(settings, producer, store, metrics)
 
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[api_errors])
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[
+        origin_guard(OriginPolicy(settings.allowed_origins)), api_errors])
     # Literal paths before the {orderId} pattern: the router matches in this order.
     app.router.add_post("/api/orders/execute", orders.execute)
     app.router.add_get("/api/orders/execute", sockets.execute)

@@ -42,6 +42,22 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | N
     return raw.rstrip("/")
 
 
+def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated web origins, each ``http(s)://host[:port]`` with no path."""
+    out = []
+    for item in (env.get(name) or "").split(","):
+        origin = item.strip().rstrip("/").lower()
+        if not origin:
+            continue
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path \
+                or parts.query or parts.fragment:
+            raise ConfigError(message=f"{name}: {item.strip()!r} is not an origin "
+                              "(http(s)://host[:port])")
+        out.append(origin)
+    return tuple(out)
+
+
 def redact(url: str) -> str:
     """A URL with its password replaced, safe to print and log."""
     parts = urlsplit(url)
@@ -83,6 +99,9 @@ class Settings:
     localnet_seed: int | None = None
     localnet_faults: str | None = None  # fault switches, JSON or @file: see localnet/faults.py
     log_level: str = "INFO"
+    # Browser origins (scheme://host[:port]) besides the ingress's own that may open its
+    # WebSockets and POST to it; see ingress/origin.py.
+    allowed_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -132,6 +151,7 @@ class Settings:
             localnet_seed=int(seed) if seed else None,
             localnet_faults=env.get("ORDERFLOW_FAULTS") or None,
             log_level=env.get("ORDERFLOW_LOG_LEVEL", "INFO").upper(),
+            allowed_origins=_origins(env, "ORDERFLOW_ALLOWED_ORIGINS"),
         )
 
     def require(self, *names: str) -> Settings:
