@@ -8,6 +8,9 @@
     │   ├── NoRoute                      no venue can quote the pair / size
     │   ├── SlippageExceeded             pool moved past the order's tolerance (Jupiter 6001)
     │   ├── InsufficientFunds            the wallet cannot pay for the swap
+    │   ├── PriceImpactTooHigh           the quote moves the price more than the order allows
+    │   ├── QuoteDeviation               the quote's price is far from the other venues' or
+    │   │                                the pair's recent executed price (a broken pool)
     │   └── TransactionFailed            the transaction landed with an error
     └── TransientError                   retriable: a later attempt may succeed
         ├── RpcUnavailable               RPC timeout, 429, 5xx, connection refused
@@ -71,6 +74,19 @@ class InsufficientFunds(PermanentError):
 
 class TransactionFailed(PermanentError):
     default_code = "transaction_failed"
+
+
+class PriceImpactTooHigh(PermanentError):
+    """Permanent: retrying in a few seconds finds the same pool depth (see pipeline/guards.py)."""
+
+    default_code = "price_impact_too_high"
+
+
+class QuoteDeviation(PermanentError):
+    """Permanent: a price this far off is a broken or manipulated pool, not a passing glitch;
+    the trader re-submits once the market looks sane (see pipeline/guards.py)."""
+
+    default_code = "quote_deviation"
 
 
 class TransientError(OrderflowError):
