@@ -42,6 +42,7 @@ from solders.signature import Signature
 from solders.token.state import Mint, TokenAccount, TokenAccountState
 from solders.transaction import VersionedTransaction
 
+from localnet import admin
 from localnet.chain import (
     COMMITMENTS,
     NATIVE_MINT,
@@ -745,15 +746,20 @@ async def _health(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
-def build_rpc_app(chain: Chain, faults: RpcFaults | None = None) -> web.Application:
+def build_rpc_app(
+    chain: Chain, faults: RpcFaults | None = None, *, admin_token: str | None = None
+) -> web.Application:
     """An aiohttp app serving Solana JSON-RPC at ``POST /`` and ``GET /health`` for ``chain``.
 
     The app does not run the slot clock: whoever owns ``chain`` runs
     ``chain.run_clock()`` (so tests can also drive slots with ``tick()``).
     ``faults`` (default: all off) are the switches behind ``/admin/faults``; the clock is
     at ``/admin/clock`` (see :mod:`localnet.faults`). ``GET /health`` is never faulted.
+    ``/admin/*`` needs ``admin_token`` from a loopback client (see :mod:`localnet.admin`;
+    a random token, at ``app[admin.ADMIN_TOKEN_KEY]``, when None).
     """
     app = web.Application(client_max_size=64 * 1024 * 1024)
+    admin.guard(app, admin_token, frozenset())
     app[CHAIN_KEY] = chain
     if faults is None:
         faults = RpcFaults(chain)

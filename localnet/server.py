@@ -5,7 +5,9 @@ Jupiter-shaped market on ``localnet_venue_port``. They share one :class:`Chain`
 so the market sees every transaction land and settles its books.
 
 Fault switches start from ``ORDERFLOW_FAULTS`` (off when unset) and are changed at
-runtime with ``/admin/faults`` on either server; see :mod:`localnet.faults`.
+runtime with ``/admin/faults`` on either server; see :mod:`localnet.faults`. Those, the
+clock and the faucet answer loopback clients with the admin token only; see
+:mod:`localnet.admin`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import signal
 
 from aiohttp import web
 
+from localnet import admin
 from localnet.chain import Chain
 from localnet.faults import FaultConfigError, RpcFaults, VenueFaults, parse_env
 from localnet.market import Market, build_market_app
@@ -31,6 +34,7 @@ async def serve(settings: Settings, *, fund: list[str] | None = None) -> None:
         rpc_faults, venue_faults = parse_env(settings.localnet_faults)
     except FaultConfigError as exc:
         raise ConfigError(message=f"ORDERFLOW_FAULTS: {exc}") from None
+    token, token_file = admin.resolve_token(settings.localnet_admin_token, settings.data_dir)
     chain = Chain(slot_ms=settings.localnet_slot_ms)
     market = Market(chain, seed=settings.localnet_seed, drift_bps=settings.localnet_drift_bps)
     for owner in fund or []:
@@ -39,8 +43,9 @@ async def serve(settings: Settings, *, fund: list[str] | None = None) -> None:
     runners = []
     clock = asyncio.create_task(chain.run_clock(), name="localnet-clock")
     try:
-        apps = ((build_rpc_app(chain, RpcFaults(chain, rpc_faults)), settings.localnet_rpc_port),
-                (build_market_app(market, faults=VenueFaults(venue_faults)),
+        apps = ((build_rpc_app(chain, RpcFaults(chain, rpc_faults), admin_token=token),
+                 settings.localnet_rpc_port),
+                (build_market_app(market, faults=VenueFaults(venue_faults), admin_token=token),
                  settings.localnet_venue_port))
         for app, port in apps:
             runner = web.AppRunner(app, access_log=None)
@@ -54,6 +59,8 @@ async def serve(settings: Settings, *, fund: list[str] | None = None) -> None:
         log.info("fault switches: /admin/faults on both servers (%s), clock: /admin/clock on "
                  "the RPC", "set from ORDERFLOW_FAULTS" if rpc_faults.active
                  or venue_faults.active else "all off")
+        log.info("admin endpoints and the faucet: loopback only, bearer token %s",
+                 f"in {token_file} (0600)" if token_file else f"from ${admin.TOKEN_ENV}")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

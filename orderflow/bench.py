@@ -396,10 +396,11 @@ async def rpc_batch(session: aiohttp.ClientSession, url: str,
     return [by_id.get(i) for i in range(len(calls))]
 
 
-async def post_json(session: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> Any:
+async def post_json(session: aiohttp.ClientSession, url: str, body: dict[str, Any],
+                    headers: dict[str, str] | None = None) -> Any:
     import orjson
 
-    async with session.post(url, data=orjson.dumps(body), headers=JSON_HEADERS) as resp:
+    async with session.post(url, data=orjson.dumps(body), headers=headers or JSON_HEADERS) as resp:
         raw = await resp.read()
         if resp.status >= 400:
             raise RpcCallError(f"POST {url} answered {resp.status}: {raw[:300]!r}")
@@ -433,7 +434,12 @@ async def faucet(session: aiohttp.ClientSession, venue: str, owner: str, mint: s
         body["mint"] = mint
     if amount is not None:
         body["amount"] = amount
-    return await post_json(session, f"{venue}/faucet", body)
+    # the faucet needs the localnet admin token: from the environment, else the file the
+    # localnet wrote in the data dir (see localnet/admin.py)
+    from localnet.admin import auth_headers, read_token
+
+    token = read_token(Settings.from_env(os.environ).data_dir)
+    return await post_json(session, f"{venue}/faucet", body, auth_headers(token))
 
 
 async def fund_for(session: aiohttp.ClientSession, venue: str, owner: str,
@@ -1622,6 +1628,9 @@ class EmbeddedStack:
         rpc = f"http://{s.http_host}:{rpc_port}"
         venue_root = f"http://{s.http_host}:{venue_port}"
         venue = f"{venue_root}/swap/v1"
+        from localnet.admin import TOKEN_ENV, new_token
+
+        os.environ.setdefault(TOKEN_ENV, new_token())  # this localnet's, and faucet()'s
         env = {
             **os.environ,
             "ORDERFLOW_KAFKA_BOOTSTRAP": broker.url,

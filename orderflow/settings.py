@@ -98,6 +98,7 @@ class Settings:
     localnet_drift_bps: int = 20
     localnet_seed: int | None = None
     localnet_faults: str | None = None  # fault switches, JSON or @file: see localnet/faults.py
+    localnet_admin_token: str | None = dataclasses.field(default=None, repr=False)  # never logged
     log_level: str = "INFO"
     # Browser origins (scheme://host[:port]) besides the ingress's own that may open its
     # WebSockets and POST to it; see ingress/origin.py.
@@ -150,6 +151,7 @@ class Settings:
             localnet_drift_bps=_int(env, "ORDERFLOW_LOCALNET_DRIFT_BPS", 20, 0, 5000),
             localnet_seed=int(seed) if seed else None,
             localnet_faults=env.get("ORDERFLOW_FAULTS") or None,
+            localnet_admin_token=env.get("ORDERFLOW_LOCALNET_ADMIN_TOKEN") or None,
             log_level=env.get("ORDERFLOW_LOG_LEVEL", "INFO").upper(),
             allowed_origins=_origins(env, "ORDERFLOW_ALLOWED_ORIGINS"),
         )

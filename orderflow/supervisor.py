@@ -46,9 +46,9 @@ def _wait_http(url: str, deadline_s: float, what: str, child: EmbeddedProcess) -
     raise ConfigError(message=f"{what} did not become ready at {url} within {deadline_s:.0f}s")
 
 
-def _post_json(url: str, body: dict[str, Any]) -> Any:
+def _post_json(url: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
     req = urllib.request.Request(url, data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
+                                 headers=headers or {"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read())
 
@@ -97,7 +97,10 @@ def run_up(settings: Settings) -> int:
             _wait_http(f"{venue}/pools", 60, "local market", ln)
             settings = settings.replace(solana_rpc_url=rpc, venue_url=venue)
             localnet_started = True
-            funded = _post_json(f"{venue}/faucet", {"owner": str(wallet.pubkey())})
+            from localnet.admin import auth_headers, read_token  # the faucet needs its token
+
+            funded = _post_json(f"{venue}/faucet", {"owner": str(wallet.pubkey())},
+                                auth_headers(read_token(settings.data_dir)))
             log.info("funded localnet wallet %s: %s", wallet.pubkey(), funded)
         child_env = {
             **env,

@@ -27,6 +27,7 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 
+from localnet.admin import auth_headers, read_token
 from orderflow.embedded import EmbeddedProcess, create_topics, spawn_child
 from pipeline.tokens import SOL, USDC, USDT
 from pipeline.topics import topic_specs
@@ -208,7 +209,7 @@ class Cluster:
         method = "DELETE" if faults is None else "POST"
         req = urllib.request.Request(f"{base}/admin/faults", method=method,
                                      data=None if faults is None else orjson.dumps(faults),
-                                     headers={"Content-Type": "application/json"})
+                                     headers=auth_headers(read_token(self.data)))
         with urllib.request.urlopen(req, timeout=5) as resp:
             return orjson.loads(resp.read() or b"null")
 

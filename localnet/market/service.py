@@ -38,6 +38,7 @@ from spl.token.constants import TOKEN_PROGRAM_ID
 from spl.token.instructions import create_idempotent_associated_token_account, sync_native
 from spl.token.models import SyncNativeParams
 
+from localnet import admin
 from localnet.chain import Chain, ChainError
 from localnet.faults import VenueFaults, add_admin_routes
 from localnet.market import cpmm, dlmm
@@ -651,16 +652,23 @@ async def _faucet(request: web.Request) -> web.Response:
 
 
 def build_market_app(
-    market: Market, *, run_drift: bool = True, faults: VenueFaults | None = None
+    market: Market,
+    *,
+    run_drift: bool = True,
+    faults: VenueFaults | None = None,
+    admin_token: str | None = None,
 ) -> web.Application:
     """The HTTP API under ``/swap/v1``: quote, swap, pools, and the localnet-only faucet.
 
     With ``run_drift`` (and ``market.drift_bps > 0``) the app runs :meth:`Market.run_drift`
     while it is up. The chain's clock is the server's business, not the market's.
     ``faults`` (default: all off) switch faults on ``quote``/``swap``, managed at
-    ``/admin/faults`` (see :mod:`localnet.faults`).
+    ``/admin/faults`` (see :mod:`localnet.faults`). The faucet and ``/admin/*`` need
+    ``admin_token`` from a loopback client (see :mod:`localnet.admin`; a random token,
+    at ``app[admin.ADMIN_TOKEN_KEY]``, when None).
     """
     app = web.Application(middlewares=[_faults, _errors])
+    admin.guard(app, admin_token, frozenset({f"{PREFIX}/faucet"}))
     app[MARKET_KEY] = market
     if faults is None:
         faults = VenueFaults()

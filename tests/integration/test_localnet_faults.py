@@ -34,6 +34,7 @@ from solders.signature import Signature
 from solders.system_program import TransferParams, transfer
 from solders.transaction import VersionedTransaction
 
+from localnet.admin import auth_headers
 from localnet.chain import MAX_PROCESSING_AGE, Chain
 from localnet.faults import RpcFaults, VenueFaults
 from localnet.market import Market, build_market_app
@@ -42,6 +43,7 @@ from localnet.rpc import build_rpc_app
 from tests.helpers import free_port, wait_until
 
 SLOT_MS = 20
+ADMIN_TOKEN = "faults-test-token"
 LAMPORTS = 10**9
 SOL_MINT, USDC_MINT = str(SOL.mint), str(USDC.mint)
 
@@ -61,7 +63,8 @@ class Net:
                     path: str = "/admin/faults") -> tuple[int, dict[str, Any]]:
         base = self.rpc_url if server == "rpc" else self.venue_url
         data = None if body is None else orjson.dumps(body)
-        async with self.http.request(method, base + path, data=data) as resp:
+        async with self.http.request(method, base + path, data=data,
+                                     headers=auth_headers(ADMIN_TOKEN)) as resp:
             doc: dict[str, Any] = orjson.loads(await resp.read())
             return resp.status, doc
 
@@ -118,8 +121,9 @@ async def net() -> AsyncIterator[Net]:
     chain = Chain(slot_ms=SLOT_MS)
     market = Market(chain, seed=5, drift_bps=0)
     rpc_faults, venue_faults = RpcFaults(chain), VenueFaults()
-    rpc_runner, rpc_url = await _start(build_rpc_app(chain, rpc_faults))
-    venue_runner, venue_url = await _start(build_market_app(market, faults=venue_faults))
+    rpc_runner, rpc_url = await _start(build_rpc_app(chain, rpc_faults, admin_token=ADMIN_TOKEN))
+    venue_runner, venue_url = await _start(
+        build_market_app(market, faults=venue_faults, admin_token=ADMIN_TOKEN))
     clock = asyncio.create_task(chain.run_clock())
     client = AsyncClient(rpc_url, commitment=Confirmed, timeout=10)
     http = aiohttp.ClientSession()

@@ -20,6 +20,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
+from localnet.admin import auth_headers
 from localnet.chain import MAX_PROCESSING_AGE, Chain, TxRecord
 from localnet.market import (
     METEORA_DLMM,
@@ -35,6 +36,8 @@ from localnet.market.txbuilder import ata
 
 SOL_MINT, USDC_MINT, USDT_MINT = str(SOL.mint), str(USDC.mint), str(USDT.mint)
 ONE_SOL = 10**9
+ADMIN_TOKEN = "market-test-token"
+ADMIN = auth_headers(ADMIN_TOKEN)  # the faucet needs it
 
 
 @pytest.fixture
@@ -49,14 +52,14 @@ def market(chain: Chain) -> Market:
 
 @pytest.fixture
 async def client(market: Market) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(build_market_app(market))) as c:
+    async with TestClient(TestServer(build_market_app(market, admin_token=ADMIN_TOKEN))) as c:
         yield c
 
 
 @pytest.fixture
 async def user(client: TestClient[Any, Any], chain: Chain) -> Keypair:
     kp = Keypair()
-    resp = await client.post("/swap/v1/faucet", json={"owner": str(kp.pubkey())})
+    resp = await client.post("/swap/v1/faucet", json={"owner": str(kp.pubkey())}, headers=ADMIN)
     doc = await resp.json()
     assert resp.status == 200, doc
     assert len(doc["signatures"]) == 3
@@ -311,10 +314,12 @@ async def test_token_to_token_creates_output_account(
     await client.post(
         "/swap/v1/faucet",
         json={"owner": str(payer.pubkey()), "mint": SOL_MINT, "amount": str(ONE_SOL)},
+        headers=ADMIN,
     )
     await client.post(
         "/swap/v1/faucet",
         json={"owner": str(payer.pubkey()), "mint": USDC_MINT, "amount": str(5_000 * 10**6)},
+        headers=ADMIN,
     )
     assert chain.get_account(ata(payer.pubkey(), USDT.mint)) is None
     for dex in (RAYDIUM_CPMM, METEORA_DLMM):
@@ -412,7 +417,9 @@ async def test_failed_transaction_releases(
     client: TestClient[Any, Any], market: Market, chain: Chain
 ) -> None:
     broke = Keypair()  # has SOL for the fee but no USDC to pay with
-    await client.post("/swap/v1/faucet", json={"owner": str(broke.pubkey()), "mint": SOL_MINT})
+    await client.post(
+        "/swap/v1/faucet", json={"owner": str(broke.pubkey()), "mint": SOL_MINT}, headers=ADMIN
+    )
     q = await get_quote(client, USDC_MINT, SOL_MINT, 100 * 10**6, METEORA_DLMM)
     pool = pool_of(market, q)
     before = pool.book.state
