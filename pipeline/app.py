@@ -24,15 +24,19 @@ from typing import Any
 import aiohttp
 import faust
 import orjson
+from aiokafka.errors import KafkaError
+from faust.exceptions import ProducerSendError
 from faust.types import EventT, StreamT
 from mode import Service
 from psycopg_pool import AsyncConnectionPool
 
 from orderflow.settings import Settings
 from pipeline import topics
-from pipeline.errors import InvalidOrder
+from pipeline.errors import BrokerUnavailable, EngineUnavailable, InvalidOrder
 from pipeline.executor import ORIGIN, FailedOrder, OrderExecutor, RetryRequest, StageTimer
 from pipeline.failpoints import Failpoints
+from pipeline.faust_compat import HeldOffsets, guard_commit_gaps, shorten_fetch_wait
+from pipeline.heartbeat import Heartbeat
 from pipeline.journal import Journal
 from pipeline.metrics import (
     EngineMetrics,
@@ -50,6 +54,14 @@ log = logging.getLogger(__name__)
 Event = EventT[bytes]
 
 ROLES = frozenset({"executor", "sinks"})
+PRODUCE_TIMEOUT_S = 30.0
+DRAIN_S = 8.0
+"""How long a stopping worker lets in-flight orders finish (under Docker's 10 s stop
+grace); what is still running then is left to the journal's lease and redelivery."""
+_BROKER_ERRORS = (KafkaError, ProducerSendError, OSError, TimeoutError)
+"""What a produce raises when the broker cannot take the message now."""
+HELD = HeldOffsets()
+"""Offsets delivered to this process and not yet acknowledged (see pipeline/faust_compat)."""
 
 
 def faust_config(settings: Settings) -> dict[str, Any]:
@@ -70,34 +82,13 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         "broker_commit_interval": 0.5,
         "producer_acks": -1,
         "producer_linger_ms": 1,
+        # faust waits 20 minutes for a produce by default; an order's status must not.
+        "producer_request_timeout": PRODUCE_TIMEOUT_S,
         "consumer_auto_offset_reset": "earliest",
         "stream_buffer_maxsize": 4096,
         "web_enabled": False,
         "table_cleanup_interval": 3600.0,
     }
-
-
-def shorten_fetch_wait(ms: int) -> None:
-    """Make the worker's consumer long-poll for at most ``ms`` (faust hard-codes 1500 ms).
-
-    A fetch is answered when data arrives *or* the wait ends; Tansu answers late instead of
-    on arrival (produce->consume p50 measured at 363 ms with a 1500 ms wait, 2 ms with
-    100 ms), which delays every order and delivers them in bursts. On Kafka a shorter wait
-    only costs a few more empty fetches while idle.
-    """
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-
-    original = getattr(AIOKafkaConsumerThread, "_orderflow_original_create", None)
-    if original is None:
-        original = AIOKafkaConsumerThread._create_worker_consumer
-        AIOKafkaConsumerThread._orderflow_original_create = original  # type: ignore[attr-defined]
-
-    def create(self: Any, transport: Any) -> Any:
-        consumer = original(self, transport)
-        consumer._fetch_max_wait_ms = ms  # read by start(), when the Fetcher is built
-        return consumer
-
-    AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]
 
 
 def _log_task(task: asyncio.Task[Any]) -> None:
@@ -109,7 +100,7 @@ class Engine(Service):
     """Long-lived clients the executor needs, started and stopped with the worker."""
 
     def __init__(self, app: faust.App, settings: Settings, *, metrics: EngineMetrics,
-                 **kwargs: Any) -> None:
+                 owner: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.app = app
         self.settings = settings
@@ -124,7 +115,7 @@ class Engine(Service):
         self.retry_slots = asyncio.Semaphore(settings.max_in_flight)
         self.tasks: set[asyncio.Task[Any]] = set()
         self.executor: OrderExecutor | None = None
-        self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.owner = owner
         self._session: aiohttp.ClientSession | None = None
         self._chain: RpcChain | None = None
         self._watcher: ConfirmationWatcher | None = None
@@ -163,9 +154,7 @@ class Engine(Service):
                  s.solana_rpc_url, s.venue_url)
 
     async def on_stop(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self._drain(DRAIN_S)
         if self._watcher is not None:
             await self._watcher.stop()
         if self._chain is not None:
@@ -174,6 +163,22 @@ class Engine(Service):
             await self._session.close()
         if self._pool is not None:
             await self._pool.close()
+
+    async def _drain(self, within_s: float) -> None:
+        """Let in-flight orders finish (held ones give up at once: see :meth:`handle`), then
+        cancel what remains; nothing unfinished is acknowledged, so it is redelivered."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+        if self.tasks:
+            log.info("stopping: draining %d in-flight orders (up to %.0fs)", len(self.tasks),
+                     within_s)
+        while self.tasks and loop.time() < deadline:
+            await asyncio.wait(list(self.tasks), timeout=deadline - loop.time())
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            log.warning("stopping: %d orders left to redelivery", len(self.tasks))
+            await asyncio.gather(*self.tasks, return_exceptions=True)
 
     async def _renew_leases(self) -> None:
         """Keep the leases of the orders this worker is running (one UPDATE for all)."""
@@ -207,21 +212,29 @@ class Engine(Service):
             except Exception as exc:
                 log.warning("orphan sweep failed: %r", exc)
 
+    async def _produce(self, topic: faust.types.TopicT, key: bytes | None,
+                       value: bytes, *, wait: bool = True) -> None:
+        """Produce one message; a broker that cannot take it is :class:`BrokerUnavailable`
+        (the executor holds the order and tries again; nothing about the order failed)."""
+        try:
+            fut = await topic.send(key=key, value=value)
+            if wait:
+                await asyncio.wait_for(fut, PRODUCE_TIMEOUT_S)
+        except _BROKER_ERRORS as exc:
+            raise BrokerUnavailable(message=f"{topic.get_topic_name()}: {exc!r}") from exc
+
     async def publish(self, event: StatusEvent, wait: bool) -> None:
-        fut = await self.status_topic.send(key=event.order_id.encode(), value=event.encode())
-        if wait:
-            await fut
+        await self._produce(self.status_topic, event.order_id.encode(), event.encode(),
+                            wait=wait)
 
     async def schedule_retry(self, req: RetryRequest) -> None:
         topic = self.retry_topics[req.delay_ms]
-        self.metrics.retry(req.delay_ms, req.error.code)
         msg = RetryMessage(req.command, req.attempt, req.due_ms, req.origin, req.error.as_dict())
-        fut = await topic.send(key=req.command.order_id.encode(), value=msg.encode())
-        await fut
+        await self._produce(topic, req.command.order_id.encode(), msg.encode())
+        self.metrics.retry(req.delay_ms, req.error.code)
 
     async def _dead_letter(self, key: bytes | None, record: dict[str, Any]) -> None:
-        fut = await self.dead_letters.send(key=key, value=orjson.dumps(record))
-        await fut
+        await self._produce(self.dead_letters, key, orjson.dumps(record))
         self.metrics.dead_letter(str(record["reason"]))
 
     async def dead_letter_order(self, failed: FailedOrder) -> None:
@@ -250,6 +263,8 @@ class Engine(Service):
                     error.code, error.message)
 
     def spawn(self, ev: Event, *, retry: bool) -> asyncio.Task[None]:
+        msg = ev.message
+        HELD.hold(msg.topic, msg.partition, msg.offset)
         task = asyncio.create_task(self.handle(ev, retry=retry),
                                    name=f"{ev.message.topic}-{ev.message.partition}-"
                                         f"{ev.message.offset}")
@@ -259,28 +274,52 @@ class Engine(Service):
         return task
 
     async def handle(self, ev: Event, *, retry: bool) -> None:
-        """Execute one message; whatever happens it ends acknowledged with a durable trace."""
+        """Execute one message. It is acknowledged only once its order is terminal, waits
+        on a retry topic, or the message is dead-lettered: while the journal or the broker
+        is down the order is held (retried here with back-off), never acked and never
+        failed for it; a worker that stops meanwhile leaves it to redelivery."""
         msg = ev.message
         ORIGIN.set({"topic": msg.topic, "partition": msg.partition, "offset": msg.offset})
         try:
             await self.ready.wait()
-            try:
-                if retry:
-                    rm = RetryMessage.decode(msg.value or b"")
-                    cmd, attempt = rm.command, rm.attempt
-                else:
-                    cmd = decode_execute_order(msg.value or b"",
-                                               record_ts_ms=int(msg.timestamp * 1000))
-                    attempt = None
-            except InvalidOrder as exc:
-                await self.dead_letter_message(ev, exc)
-            else:
-                assert self.executor is not None
-                outcome = await self.executor.run(cmd, retry_attempt=attempt)
-                log.debug("order %s: %s", cmd.order_id, outcome)
+            delay = 0.5
+            while True:
+                try:
+                    await self._handle_once(ev, retry=retry)
+                    break
+                except EngineUnavailable as exc:
+                    self.metrics.unavailable(exc.code)
+                    log.warning("%s[%d]@%d held: %s; trying again in %.1fs", msg.topic,
+                                msg.partition, msg.offset, exc.message, delay)
+                if self.should_stop:
+                    return  # not acked: redelivered to whoever runs next
+                self.metrics.orders_held.inc()
+                try:
+                    await asyncio.sleep(delay)
+                finally:
+                    self.metrics.orders_held.dec()
+                delay = min(delay * 2, 10.0)
             ev.ack()
+            HELD.release(msg.topic, msg.partition, msg.offset)
         finally:
             (self.retry_slots if retry else self.slots).release()
+
+    async def _handle_once(self, ev: Event, *, retry: bool) -> None:
+        msg = ev.message
+        try:
+            if retry:
+                rm = RetryMessage.decode(msg.value or b"")
+                cmd, attempt = rm.command, rm.attempt
+            else:
+                cmd = decode_execute_order(msg.value or b"",
+                                           record_ts_ms=int(msg.timestamp * 1000))
+                attempt = None
+        except InvalidOrder as exc:
+            await self.dead_letter_message(ev, exc)
+            return
+        assert self.executor is not None
+        outcome = await self.executor.run(cmd, retry_attempt=attempt)
+        log.debug("order %s: %s", cmd.order_id, outcome)
 
 
 class StatusSink(Service):
@@ -362,14 +401,19 @@ def build_app(settings: Settings, roles: Iterable[str] = ROLES) -> faust.App:
     # own consumer group; workers running all roles share the plain app id.
     app_id = settings.app_id if roles == ROLES else f"{settings.app_id}-{'-'.join(sorted(roles))}"
     shorten_fetch_wait(settings.fetch_max_wait_ms)
+    guard_commit_gaps(HELD)
     app = faust.App(app_id, **faust_config(settings))
     metrics = EngineMetrics.default()
     metrics.track_consumer_lag(faust_consumer_lag(app))
     orders_topic = app.topic(topics.ORDERS, key_type=bytes, value_type=bytes)
     status_topic = app.topic(topics.ORDER_STATUS, key_type=bytes, value_type=bytes)
 
+    assert settings.database_url is not None
+    worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    app.service(Heartbeat(settings.database_url, worker_id, roles))  # type: ignore[arg-type]
+
     if "executor" in roles:
-        engine = Engine(app, settings, metrics=metrics)
+        engine = Engine(app, settings, metrics=metrics, owner=worker_id)
         app.service(engine)  # type: ignore[arg-type]
 
         @app.agent(orders_topic, name="execute-orders")

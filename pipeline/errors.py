@@ -16,6 +16,9 @@
         ├── RpcUnavailable               RPC timeout, 429, 5xx, connection refused
         ├── VenueUnavailable             venue timeout or 5xx
         └── TransactionExpired           blockhash expired before the transaction landed
+    EngineUnavailable                    the engine's own infrastructure is down: the order is
+    ├── JournalUnavailable               held (not acked) and run again when it is back; it
+    └── BrokerUnavailable                never ends an order, and never counts as an attempt
 
 Each class carries a stable ``code`` that is written to status events and the
 database, so dashboards and post-mortems key on codes, not on message text.
@@ -104,3 +107,19 @@ class VenueUnavailable(TransientError):
 
 class TransactionExpired(TransientError):
     default_code = "transaction_expired"
+
+
+class EngineUnavailable(OrderflowError):
+    """The journal or the broker cannot be reached: nothing about the order is known to be
+    wrong, and nothing can be recorded durably either. The order is held, not acknowledged,
+    and run again (from the journal) once the infrastructure answers."""
+
+    default_code = "engine_unavailable"
+
+
+class JournalUnavailable(EngineUnavailable):
+    default_code = "journal_unavailable"
+
+
+class BrokerUnavailable(EngineUnavailable):
+    default_code = "broker_unavailable"

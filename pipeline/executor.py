@@ -25,7 +25,11 @@ from prometheus_client import CollectorRegistry
 from solders.keypair import Keypair
 
 from pipeline import routing
+from pipeline.chain_history import LandedSwap, WalletHistory, has_memo, order_memo
 from pipeline.errors import (
+    BrokerUnavailable,
+    EngineUnavailable,
+    InsufficientFunds,
     InvalidOrder,
     NoRoute,
     OrderflowError,
@@ -38,6 +42,7 @@ from pipeline.errors import (
 )
 from pipeline.failpoints import Failpoints
 from pipeline.journal import Broadcast, Execution, Journal, LeaseLost
+from pipeline.keyed_lock import KeyedLock
 from pipeline.lifecycle import (
     AttemptRestarted,
     Order,
@@ -50,13 +55,14 @@ from pipeline.lifecycle import (
     OrderStatus,
     OrderSubmitted,
     Quote,
+    TransactionFound,
     Venue,
     apply,
 )
 from pipeline.metrics import EngineMetrics
 from pipeline.reconcile import executed_price, fill_of
-from pipeline.solana_rpc import Chain, ConfirmationWatcher, sign_as
-from pipeline.tokens import token_by_mint
+from pipeline.solana_rpc import Chain, ConfirmationWatcher, Landed, sign_as
+from pipeline.tokens import describe_amount, token_by_mint
 from pipeline.topics import RETRY_DELAYS_MS
 from pipeline.venues import Venues
 from pipeline.wire import ExecuteOrder, StatusEvent, decode_execute_order, now_ms
@@ -97,6 +103,7 @@ class Outcome(StrEnum):
     FAILED = "failed"
     RETRY_SCHEDULED = "retry_scheduled"
     DUPLICATE = "duplicate"  # already terminal: never executed twice
+    CONFLICT = "conflict"  # another command reused an existing order id: dead-lettered
     STALE = "stale"  # a retry message superseded by a later attempt
     LEASE_LOST = "lease_lost"
 
@@ -121,7 +128,9 @@ class OrderExecutor:
                  max_attempts: int = 3, failpoints: Failpoints | None = None,
                  enabled_venues: tuple[Venue, ...] = (Venue.RAYDIUM, Venue.METEORA),
                  timer: StageTimer | None = None,
-                 metrics: EngineMetrics | None = None) -> None:
+                 metrics: EngineMetrics | None = None,
+                 history: WalletHistory | None = None,
+                 publish_budget_s: float = 30.0) -> None:
         self._venues = venues
         self._chain = chain
         self._watcher = watcher
@@ -136,7 +145,9 @@ class OrderExecutor:
         self._enabled = enabled_venues
         self._timer = timer or StageTimer()
         self._metrics = metrics if metrics is not None else EngineMetrics(CollectorRegistry())
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._history = history or WalletHistory(chain, self._wallet_pubkey)
+        self._publish_budget_s = publish_budget_s
+        self._runs = KeyedLock()
         self.owned: set[str] = set()
 
     async def renew_leases(self) -> None:
@@ -147,29 +158,41 @@ class OrderExecutor:
     async def run(self, cmd: ExecuteOrder, *, retry_attempt: int | None = None) -> Outcome:
         """Take the order from wherever the journal says it is to a terminal status or a
         scheduled retry. Safe to call any number of times for the same order."""
-        lock = self._locks.setdefault(cmd.order_id, asyncio.Lock())
-        try:
-            async with lock:
-                ex = await self._claim(cmd)
-                if ex.terminal:
-                    log.info("order %s is already %s; not executed again", cmd.order_id,
-                             ex.status)
-                    return Outcome.DUPLICATE
-                if retry_attempt is not None and retry_attempt < ex.attempt:
-                    await self._journal.release(cmd.order_id)
-                    return Outcome.STALE
-                self.owned.add(cmd.order_id)
-                try:
-                    return await self._resume(cmd, ex)
-                except LeaseLost:
-                    log.warning("order %s: lease lost; leaving it to its new owner",
-                                cmd.order_id)
-                    return Outcome.LEASE_LOST
-                finally:
-                    self.owned.discard(cmd.order_id)
-        finally:
-            if not lock.locked():
-                self._locks.pop(cmd.order_id, None)
+        async with self._runs.hold(cmd.order_id):
+            ex = await self._claim(cmd)
+            if ex.command != cmd.to_json():
+                return await self._conflict(cmd, ex)
+            if ex.terminal:
+                log.info("order %s is already %s; not executed again", cmd.order_id,
+                         ex.status)
+                if ex.final_event is not None:  # heal a read model that missed it
+                    await self._emit(StatusEvent.from_json(ex.final_event), True)
+                return Outcome.DUPLICATE
+            if retry_attempt is not None and retry_attempt < ex.attempt:
+                await self._journal.release(cmd.order_id)
+                return Outcome.STALE
+            self.owned.add(cmd.order_id)
+            try:
+                return await self._resume(cmd, ex)
+            except LeaseLost:
+                log.warning("order %s: lease lost; leaving it to its new owner",
+                            cmd.order_id)
+                return Outcome.LEASE_LOST
+            finally:
+                self.owned.discard(cmd.order_id)
+
+    async def _conflict(self, cmd: ExecuteOrder, ex: Execution) -> Outcome:
+        """A second, different command under an existing order id: it is not executed (the
+        first one owns the id) and is kept on the dead-letter topic with its reason."""
+        if not ex.terminal:
+            await self._journal.release(cmd.order_id)
+        log.warning("order %s: a different command reuses this order id; dead-lettered",
+                    cmd.order_id)
+        await self._dead_letter(FailedOrder(
+            cmd, "order_id_conflict",
+            f"order id {cmd.order_id} already belongs to another order "
+            f"({ex.status}); this command was not executed", 0))
+        return Outcome.CONFLICT
 
     async def _claim(self, cmd: ExecuteOrder) -> Execution:
         """Own the order, waiting while another worker's lease on it is live."""
@@ -225,8 +248,8 @@ class OrderExecutor:
             return Outcome.CONFIRMED if done.status is OrderStatus.CONFIRMED else Outcome.FAILED
         except _AttemptEnded as ended:
             order, exc = ended.order, ended.error
-        except LeaseLost:
-            raise
+        except (LeaseLost, EngineUnavailable):
+            raise  # not the order's fault: the caller holds the order and runs it again
         except OrderflowError as exc_:
             exc = exc_
         except Exception as exc_:  # a bug must still end the order visibly
@@ -250,6 +273,17 @@ class OrderExecutor:
     async def _attempt(self, cmd: ExecuteOrder, order: Order) -> Order:
         loop = asyncio.get_running_loop()
         try:
+            # The journal knows no live transaction. Ask the chain too: a swap whose journal
+            # rows were lost (a database restored from backup, a non-durable setting) must
+            # be followed, never repeated.
+            found = await self._history.landed_swap(order.order_id)
+        except (LeaseLost, EngineUnavailable):
+            raise
+        except Exception as exc:
+            raise _AttemptEnded(order, _as_error(exc)) from exc
+        if found is not None:
+            return await self._adopt(cmd, order, found)
+        try:
             t0 = loop.time()
             await self._journal.advance(order.order_id, status="routing", attempt=order.attempt)
             quotes, errors, retriable = await self._quote_all(order)
@@ -270,8 +304,14 @@ class OrderExecutor:
             await self._journal.advance(order.order_id, status="building", attempt=order.attempt)
             order = await self._advance(order, OrderRouted(best.venue, best.out_amount, min_out),
                                         cmd)
-            swap = await self._venues.swap_transaction(best, self._wallet_pubkey)
+            memo = order_memo(order.order_id)
+            swap = await self._venues.swap_transaction(best, self._wallet_pubkey, memo=memo)
             signed = sign_as(swap.tx_bytes, self._wallet)
+            if not has_memo(signed, memo):
+                # Without the memo a lost journal row could not be told from "never sent".
+                raise TransactionFailed(
+                    "unsafe_transaction",
+                    f"{best.venue}'s transaction does not carry the order's memo {memo!r}")
             signature = str(signed.signatures[0])
             raw = bytes(signed)
             await self._journal.record_broadcast(
@@ -280,9 +320,9 @@ class OrderExecutor:
                 expected_out=best.out_amount, min_out=min_out)
             self._timer.observe("building", loop.time() - t0)
             self._failpoints.hit("after_build")
-        except (OrderflowError, Exception) as exc:
-            if isinstance(exc, LeaseLost):
-                raise
+        except (LeaseLost, EngineUnavailable):
+            raise
+        except Exception as exc:
             raise _AttemptEnded(order, _as_error(exc)) from exc
 
         b = Broadcast(signature, order.attempt, raw, swap.last_valid_block_height,
@@ -290,6 +330,9 @@ class OrderExecutor:
         t0 = loop.time()
         try:
             await self._chain.send(signed)
+        except InsufficientFunds as exc:
+            await self._journal.close_broadcast(signature, "rejected")
+            raise _AttemptEnded(order, await self._shortfall(order, exc)) from exc
         except PermanentError as exc:
             # Preflight refused it: it was never forwarded, so it can never land.
             await self._journal.close_broadcast(signature, "rejected")
@@ -316,17 +359,35 @@ class OrderExecutor:
         except TransactionExpired as exc:
             await self._journal.close_broadcast(b.signature, "expired")
             raise _AttemptEnded(order, exc) from exc
+        except EngineUnavailable:
+            raise
         except OrderflowError as exc:
             raise _AttemptEnded(order, exc) from exc
+        return await self._settle(cmd, order, b.signature, landed, t0)
+
+    async def _adopt(self, cmd: ExecuteOrder, order: Order, found: LandedSwap) -> Order:
+        """Finish an order whose swap the chain shows landed though the journal has no
+        record of it: publish what is true (submitted, then confirmed) from the chain."""
+        log.warning("order %s: the chain shows its swap %s landed; the journal had no record "
+                    "of it; following it instead of swapping again", cmd.order_id,
+                    found.signature)
+        self._metrics.recovered_from_chain()
+        order = await self._advance(order, TransactionFound(found.signature), cmd)
+        return await self._settle(cmd, order, found.signature, Landed(found.slot, None),
+                                  asyncio.get_running_loop().time())
+
+    async def _settle(self, cmd: ExecuteOrder, order: Order, signature: str, landed: Landed,
+                      t0: float) -> Order:
+        loop = asyncio.get_running_loop()
         if landed.err is not None:
-            await self._journal.close_broadcast(b.signature, "landed")
+            await self._journal.close_broadcast(signature, "landed")
             if "6001" in landed.err:
-                raise SlippageExceeded(message=f"transaction {b.signature} failed: {landed.err}")
-            raise TransactionFailed(message=f"transaction {b.signature} failed: {landed.err}")
+                raise SlippageExceeded(message=f"transaction {signature} failed: {landed.err}")
+            raise TransactionFailed(message=f"transaction {signature} failed: {landed.err}")
         # The swap happened. From here no error may lead to another transaction: a failure
         # to read the balances is retried here, and if it persists the next attempt
         # resumes from this landed transaction (the journal refuses a new one).
-        balances = await self._retrying(lambda: self._chain.balances(b.signature))
+        balances = await self._retrying(lambda: self._chain.balances(signature))
         fill = fill_of(balances, self._wallet_pubkey, order.token_in, order.token_out)
         tin, tout = token_by_mint(order.token_in), token_by_mint(order.token_out)
         assert tin is not None and tout is not None
@@ -335,10 +396,11 @@ class OrderExecutor:
         # Publish first, then mark terminal: a crash in between re-publishes the same event
         # (same eventId) from the landed transaction instead of losing it.
         done = await self._advance(
-            order, OrderConfirmed(b.signature, landed.slot, fill.amount_in, fill.amount_out,
+            order, OrderConfirmed(signature, landed.slot, fill.amount_in, fill.amount_out,
                                   price), cmd)
         await self._journal.confirm(order.order_id, attempt=order.attempt,
-                                    signature=b.signature)
+                                    signature=signature,
+                                    final_event=self._last_event(done, cmd))
         self._metrics.end_to_end((now_ms() - cmd.submitted_at_ms) / 1000)
         return done
 
@@ -347,10 +409,34 @@ class OrderExecutor:
     async def _advance(self, order: Order, event: OrderEvent, cmd: ExecuteOrder) -> Order:
         order = apply(order, event)
         assert order.status is not None
-        await self._publish(StatusEvent.of(order, client_ref=cmd.client_ref),
-                            order.status.terminal or order.status is OrderStatus.PENDING)
+        await self._emit(StatusEvent.of(order, client_ref=cmd.client_ref),
+                         order.status.terminal or order.status is OrderStatus.PENDING)
         self._metrics.transition(order.status)
         return order
+
+    async def _emit(self, event: StatusEvent, wait: bool) -> None:
+        """Publish a status event, riding out a short broker outage in place (events are
+        idempotent by id); a longer one raises :class:`BrokerUnavailable` to the caller,
+        which holds the order and resumes it from the journal later."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._publish_budget_s
+        delay = 0.2
+        while True:
+            try:
+                await self._publish(event, wait)
+                return
+            except BrokerUnavailable as exc:
+                if loop.time() + delay > deadline:
+                    raise
+                log.warning("order %s: publishing %s failed (%s); retrying in %.1fs",
+                            event.order_id, event.status, exc.message, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    @staticmethod
+    def _last_event(order: Order, cmd: ExecuteOrder) -> dict[str, object]:
+        """The terminal event as published, for the journal (same eventId when re-sent)."""
+        return StatusEvent.of(order, client_ref=cmd.client_ref).to_json()
 
     async def _restart(self, cmd: ExecuteOrder, order: Order, code: str, message: str,
                        due_ms: int) -> Order:
@@ -375,8 +461,18 @@ class OrderExecutor:
         done = await self._advance(order, OrderFailed(code, message), cmd)
         await self._dead_letter(FailedOrder(cmd, code, message, order.attempt))
         await self._journal.advance(order.order_id, status="failed", attempt=order.attempt,
-                                    terminal=True)
+                                    terminal=True, final_event=self._last_event(done, cmd))
         return done
+
+    async def _shortfall(self, order: Order, exc: InsufficientFunds) -> InsufficientFunds:
+        """Say what a person needs to know: how much the order needs, what the wallet has."""
+        try:
+            held = await self._chain.token_balance(self._wallet_pubkey, order.token_in)
+        except OrderflowError:
+            return exc
+        return InsufficientFunds(message=(
+            f"needs {describe_amount(order.amount_in, order.token_in)} + fees, wallet holds "
+            f"{describe_amount(held, order.token_in)}"))
 
     async def _retrying(self, read: Callable[[], Awaitable[T]], *,
                         budget_s: float = 30.0) -> T:
@@ -402,7 +498,7 @@ class OrderExecutor:
             except InvalidOrder as exc:  # one unreadable row must not stop the others' recovery
                 log.error("journal row %s holds an unreadable command (%s); not resumed",
                           doc.get("orderId") if isinstance(doc, dict) else "?", exc.message)
-        return [cmd for cmd in found if cmd.order_id not in self._locks]
+        return [cmd for cmd in found if cmd.order_id not in self._runs]
 
     async def _quote_all(self, order: Order
                          ) -> tuple[tuple[Quote, ...], QuoteErrors, bool]:

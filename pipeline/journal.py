@@ -14,17 +14,19 @@ still land. The lease only keeps two workers from doing the same work twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from pipeline.errors import OrderflowError
+from pipeline.errors import JournalUnavailable, OrderflowError
 from pipeline.group_commit import GroupCommit
 
 
@@ -52,6 +54,7 @@ class Execution:
     error_message: str | None
     owner: str | None
     fresh: bool = False  # the claim created the row: no transaction can exist yet
+    final_event: dict[str, Any] | None = None  # the terminal status event as published
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +69,9 @@ class Broadcast:
     outcome: str | None
 
 
-_Advance = tuple[str, int, datetime | None, str | None, str | None, bool, bool]
-"""status, attempt, retry due, error code, error message, terminal, release the lease"""
+_Advance = tuple[str, int, datetime | None, str | None, str | None, bool, bool, Jsonb | None]
+"""status, attempt, retry due, error code, error message, terminal, release the lease,
+final event"""
 
 
 _Record = tuple[str, int, bytes, int, str, int, int]
@@ -95,6 +99,10 @@ def _still_ours(order_ids: Sequence[str], updated: set[str]) -> dict[str, BaseEx
     return {oid: None if oid in updated else _lease_lost(oid) for oid in order_ids}
 
 
+def _jsonb(doc: dict[str, Any] | None) -> Jsonb | None:
+    return None if doc is None else Jsonb(doc)
+
+
 def _ms(ts: datetime | None) -> int | None:
     return None if ts is None else int(ts.timestamp() * 1000)
 
@@ -102,7 +110,12 @@ def _ms(ts: datetime | None) -> int | None:
 def _execution(row: dict[str, Any]) -> Execution:
     return Execution(row["order_id"], row["command"], row["attempt"], row["status"],
                      row["terminal"], _ms(row["retry_due_at"]), row["error_code"],
-                     row["error_message"], row["owner"], bool(row.get("inserted", False)))
+                     row["error_message"], row["owner"], bool(row.get("inserted", False)),
+                     row.get("final_event"))
+
+
+_UNREACHABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, OSError)
+"""What means "the database did not answer", as opposed to a bug in a statement."""
 
 
 class Journal:
@@ -127,10 +140,20 @@ class Journal:
             self._claim_batch, name="journal-claim", observe=observe("claim"))
         self._advances: GroupCommit[_Advance, None] = GroupCommit(
             self._advance_batch, name="journal-advance", observe=observe("advance"))
-        self._confirms: GroupCommit[tuple[int, str], None] = GroupCommit(
+        self._confirms: GroupCommit[tuple[int, str, Jsonb], None] = GroupCommit(
             self._confirm_batch, name="journal-confirm", observe=observe("confirm"))
         self._records: GroupCommit[_Record, None] = GroupCommit(
             self._record_batch, name="journal-record", observe=observe("record"))
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A pooled connection; an unreachable database is :class:`JournalUnavailable`, so
+        the caller holds the order instead of failing it (nothing was decided)."""
+        try:
+            async with self._pool.connection() as conn:
+                yield conn
+        except _UNREACHABLE as exc:
+            raise JournalUnavailable(message=f"journal database: {exc}") from exc
 
     async def claim(self, order_id: str, command: dict[str, Any]) -> Execution | None:
         """Own the order (creating its row on first sight); ``None`` while another owner's
@@ -140,7 +163,7 @@ class Journal:
     async def _claim_batch(self, batch: Sequence[tuple[str, dict[str, Any]]]
                            ) -> dict[str, Execution | BaseException | None]:
         ids = [oid for oid, _ in batch]
-        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        async with self._connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             # One statement: create each row owned by us, or take the lease of an existing
             # one that is not terminal and not leased by someone else (xmax = 0: inserted).
             await cur.execute(
@@ -165,7 +188,7 @@ class Journal:
     async def renew(self, order_ids: Sequence[str]) -> None:
         if not order_ids:
             return
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             await conn.execute(
                 "UPDATE executions SET lease_until = now() + %s::interval "
                 "WHERE owner = %s AND order_id = ANY(%s) AND NOT terminal",
@@ -173,7 +196,8 @@ class Journal:
 
     async def advance(self, order_id: str, *, status: str, attempt: int,
                       retry_due_ms: int | None = None, error: tuple[str, str] | None = None,
-                      terminal: bool = False, release: bool = False) -> None:
+                      terminal: bool = False, release: bool = False,
+                      final_event: dict[str, Any] | None = None) -> None:
         """Move the order's journal state; :class:`LeaseLost` if we no longer own it.
 
         ``release`` (implied by ``terminal``) gives the lease up, e.g. while the order
@@ -182,23 +206,25 @@ class Journal:
         due = None if retry_due_ms is None else datetime.fromtimestamp(retry_due_ms / 1000, UTC)
         code, message = error if error else (None, None)
         await self._advances.submit(order_id, (status, attempt, due, code, message, terminal,
-                                               terminal or release))
+                                               terminal or release, _jsonb(final_event)))
 
     async def _advance_batch(self, batch: Sequence[tuple[str, _Advance]]
                              ) -> dict[str, BaseException | None]:
         ids = [oid for oid, _ in batch]
         cols = list(zip(*(item for _, item in batch), strict=True))
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(
                 "UPDATE executions AS e SET status = v.status, attempt = v.attempt, "
                 "retry_due_at = v.retry_due_at, "
                 "error_code = COALESCE(v.error_code, e.error_code), "
                 "error_message = COALESCE(v.error_message, e.error_message), "
                 "terminal = v.terminal, updated_at = now(), "
-                "owner = CASE WHEN v.release THEN NULL ELSE e.owner END "
+                "owner = CASE WHEN v.release THEN NULL ELSE e.owner END, "
+                "final_event = COALESCE(v.final_event, e.final_event) "
                 "FROM unnest(%s::text[], %s::text[], %s::int[], %s::timestamptz[], %s::text[], "
-                "%s::text[], %s::bool[], %s::bool[]) AS v(order_id, status, attempt, "
-                "retry_due_at, error_code, error_message, terminal, release) "
+                "%s::text[], %s::bool[], %s::bool[], %s::jsonb[]) AS v(order_id, status, "
+                "attempt, retry_due_at, error_code, error_message, terminal, release, "
+                "final_event) "
                 "WHERE e.order_id = v.order_id AND e.owner = %s AND NOT e.terminal "
                 "RETURNING e.order_id",
                 (ids, *(list(c) for c in cols), self.owner))
@@ -206,13 +232,13 @@ class Journal:
         return _still_ours(ids, updated)
 
     async def release(self, order_id: str) -> None:
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             await conn.execute(
                 "UPDATE executions SET owner = NULL, lease_until = NULL "
                 "WHERE order_id = %s AND owner = %s", (order_id, self.owner))
 
     async def broadcasts(self, order_id: str) -> list[Broadcast]:
-        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        async with self._connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
                 "SELECT * FROM broadcasts WHERE order_id = %s ORDER BY created_at", (order_id,))
             return [Broadcast(r["signature"], r["attempt"], bytes(r["tx"]),
@@ -236,7 +262,7 @@ class Journal:
         # Rows are locked in order_id order, so two workers' batches cannot deadlock.
         batch = sorted(batch, key=lambda entry: entry[0])
         cols = list(zip(*(item for _, item in batch), strict=True))
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             # One round trip for the batch; the lock-then-read guard is per order, in
             # migration 004's function (one call per row, in the arrays' order).
             cur = await conn.execute(
@@ -249,42 +275,45 @@ class Journal:
             answers = {row[0]: str(row[1]) for row in await cur.fetchall()}
         return {oid: _recorded(oid, answers.get(oid, "")) for oid, _ in batch}
 
-    async def confirm(self, order_id: str, *, attempt: int, signature: str) -> None:
+    async def confirm(self, order_id: str, *, attempt: int, signature: str,
+                      final_event: dict[str, Any]) -> None:
         """The order is done: its transaction landed and the confirmation is published.
 
         Closes the broadcast as ``landed`` and the order as terminal in one statement
         (until then the broadcast stays open, which every reader treats like landed:
         follow it, never build another). :class:`LeaseLost` if we no longer own it.
         """
-        await self._confirms.submit(order_id, (attempt, signature))
+        await self._confirms.submit(order_id, (attempt, signature, Jsonb(final_event)))
 
-    async def _confirm_batch(self, batch: Sequence[tuple[str, tuple[int, str]]]
+    async def _confirm_batch(self, batch: Sequence[tuple[str, tuple[int, str, Jsonb]]]
                              ) -> dict[str, BaseException | None]:
         ids = [oid for oid, _ in batch]
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(
-                "WITH v AS (SELECT * FROM unnest(%s::text[], %s::int[], %s::text[]) "
-                "AS v(order_id, attempt, signature)), "
+                "WITH v AS (SELECT * FROM unnest(%s::text[], %s::int[], %s::text[], "
+                "%s::jsonb[]) AS v(order_id, attempt, signature, final_event)), "
                 "landed AS (UPDATE broadcasts AS b SET outcome = 'landed' FROM v "
                 "WHERE b.signature = v.signature AND b.order_id = v.order_id) "
                 "UPDATE executions AS e SET status = 'confirmed', attempt = v.attempt, "
-                "retry_due_at = NULL, terminal = true, owner = NULL, updated_at = now() "
+                "retry_due_at = NULL, terminal = true, owner = NULL, updated_at = now(), "
+                "final_event = v.final_event "
                 "FROM v WHERE e.order_id = v.order_id AND e.owner = %s AND NOT e.terminal "
                 "RETURNING e.order_id",
-                (ids, [a for _, (a, _) in batch], [sig for _, (_, sig) in batch], self.owner))
+                (ids, [a for _, (a, _, _) in batch], [sig for _, (_, sig, _) in batch],
+                 [ev for _, (_, _, ev) in batch], self.owner))
             updated = {row[0] for row in await cur.fetchall()}
         return _still_ours(ids, updated)
 
     async def close_broadcast(self, signature: str, outcome: str) -> None:
         """Record what became of a transaction: ``landed`` or ``expired`` (provably absent)."""
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             await conn.execute("UPDATE broadcasts SET outcome = %s WHERE signature = %s",
                                (outcome, signature))
 
     async def orphans(self, *, idle_s: float, limit: int = 100) -> list[dict[str, Any]]:
         """Non-terminal orders nobody is driving: lease expired (or none) and no update
         for ``idle_s``, and not waiting on a retry that is not yet overdue."""
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(
                 "SELECT command FROM executions WHERE NOT terminal "
                 "AND (owner IS NULL OR lease_until < now()) "

@@ -6,6 +6,11 @@ not in :data:`TRANSITIONS` raises :class:`InvalidTransition`.
     pending -> routing -> building -> submitted -> confirmed
         \\________\\__________\\___________\\-------> failed
 
+An order whose swap is found on chain without a journal record of it (see
+``pipeline/chain_history.py``) goes straight to ``submitted`` from ``pending``,
+``routing`` or ``building`` (:class:`TransactionFound`, the only event allowed that
+shortcut).
+
 After a transient error the order goes back to ``pending`` with ``attempt + 1``
 (the retry edges: it is truly waiting for its next attempt, and the event records
 the error of the one that ended); terminal states have no exits.
@@ -40,8 +45,8 @@ class Venue(StrEnum):
 
 S = OrderStatus
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
-    S.PENDING: frozenset({S.ROUTING, S.FAILED}),
-    S.ROUTING: frozenset({S.BUILDING, S.FAILED, S.PENDING}),
+    S.PENDING: frozenset({S.ROUTING, S.SUBMITTED, S.FAILED}),
+    S.ROUTING: frozenset({S.BUILDING, S.SUBMITTED, S.FAILED, S.PENDING}),
     S.BUILDING: frozenset({S.SUBMITTED, S.FAILED, S.PENDING}),
     S.SUBMITTED: frozenset({S.CONFIRMED, S.FAILED, S.PENDING}),
     S.CONFIRMED: frozenset(),
@@ -102,6 +107,13 @@ class OrderSubmitted:
 
 
 @dataclass(frozen=True, slots=True)
+class TransactionFound:
+    """The order's landed transaction was found on chain (by its memo), not sent by us now."""
+
+    signature: str
+
+
+@dataclass(frozen=True, slots=True)
 class OrderConfirmed:
     signature: str
     slot: int
@@ -130,6 +142,7 @@ OrderEvent = (
     | OrderQuoted
     | OrderRouted
     | OrderSubmitted
+    | TransactionFound
     | OrderConfirmed
     | OrderFailed
     | AttemptRestarted
@@ -170,6 +183,7 @@ _TARGET: dict[type, OrderStatus] = {
     OrderQuoted: S.ROUTING,
     OrderRouted: S.BUILDING,
     OrderSubmitted: S.SUBMITTED,
+    TransactionFound: S.SUBMITTED,
     OrderConfirmed: S.CONFIRMED,
     OrderFailed: S.FAILED,
     AttemptRestarted: S.PENDING,
@@ -194,6 +208,9 @@ def apply(order: Order, event: OrderEvent) -> Order:
     valid = can_transition(current, target)
     if target is S.PENDING and current is not None and not restart:
         valid = False  # only a restart returns an order to pending
+    if (target is S.SUBMITTED and current in (S.PENDING, S.ROUTING)
+            and not isinstance(event, TransactionFound)):
+        valid = False  # only a swap found on chain skips routing and building
     if not valid:
         raise InvalidTransition(
             message=f"order {order.order_id}: {current or 'new'} -> {target} "
@@ -210,6 +227,8 @@ def apply(order: Order, event: OrderEvent) -> Order:
                            min_out=min_out)
         case OrderSubmitted(signature=sig, last_valid_block_height=lvbh):
             return replace(order, status=target, signature=sig, last_valid_block_height=lvbh)
+        case TransactionFound(signature=sig):
+            return replace(order, status=target, signature=sig)
         case OrderConfirmed(signature=sig, slot=slot, amount_in=a_in, amount_out=a_out,
                             executed_price=price):
             return replace(order, status=target, signature=sig, slot=slot,

@@ -68,6 +68,14 @@ Metrics (all prefixed ``orderflow_``)
     Orders executing in this worker right now (bounded by ``ORDERFLOW_MAX_IN_FLIGHT``).
 ``confirmations_pending``                            gauge
     Signatures the batched confirmation watcher is waiting on.
+``orders_held``                                      gauge
+    Orders held unacknowledged because the journal or the broker does not answer; they
+    run again when it is back (never failed for it).
+``engine_unavailable_total{code}``                   counter
+    Order runs stopped by ``journal_unavailable`` or ``broker_unavailable``.
+``orders_recovered_from_chain_total``                counter
+    Orders whose landed swap was found on chain by its memo with no journal record of
+    it: each one a second swap prevented, and a sign that the journal lost rows.
 
 Buckets are chosen for this system: quotes and RPC calls take milliseconds to a few
 seconds (timeouts 5 s and 10 s), a stage up to tens of seconds (``confirm`` waits for
@@ -90,6 +98,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from prometheus_client.core import GaugeMetricFamily, Metric
 from solders.transaction import VersionedTransaction
 
+from pipeline.chain_history import PAGE, SignatureEntry
 from pipeline.errors import OrderflowError
 from pipeline.lifecycle import OrderStatus, Quote, Venue
 from pipeline.reconcile import TxBalances
@@ -107,7 +116,8 @@ STATUSES = tuple(s.value for s in OrderStatus)
 STAGES = ("routing", "building", "submit", "confirm")
 VENUES = tuple(v.value for v in Venue)
 RETRY_LEVELS = tuple(str(d) for d in RETRY_DELAYS_MS)
-RPC_METHODS = ("sendTransaction", "getBlockHeight", "getSignatureStatuses", "getTransaction")
+RPC_METHODS = ("sendTransaction", "getBlockHeight", "getSignatureStatuses", "getTransaction",
+               "getSignaturesForAddress", "getBalance")
 JOURNAL_OPS = ("claim", "advance", "record", "confirm")
 
 # Seconds. One request (quote, RPC call): 1 ms .. 10 s (the clients' timeouts).
@@ -269,6 +279,18 @@ class EngineMetrics:
         self.confirmations_pending = Gauge(
             _name("confirmations_pending"),
             "Signatures the confirmation watcher is waiting on", registry=r)
+        self.recovered = Counter(
+            _name("orders_recovered_from_chain"),
+            "Orders whose landed swap was found on chain by its memo, with no journal record "
+            "of it (each one is a second swap prevented)", registry=r)
+        self.orders_held = Gauge(
+            _name("orders_held"),
+            "Orders held unacknowledged because the journal or the broker is unavailable",
+            registry=r)
+        self.engine_unavailable = Counter(
+            _name("engine_unavailable"),
+            "Times an order run stopped because the journal or the broker did not answer",
+            ["code"], registry=r)
         self.consumer_lag = ConsumerLagCollector()
         r.register(self.consumer_lag)
         self._initialize()
@@ -328,6 +350,12 @@ class EngineMetrics:
     def retry(self, level_ms: int, reason: str) -> None:
         """One attempt rescheduled on ``orders-retry-{level_ms}`` because of ``reason``."""
         self.retries.labels(level=_one_of(level_ms, RETRY_LEVELS), reason=_code(reason)).inc()
+
+    def recovered_from_chain(self) -> None:
+        self.recovered.inc()
+
+    def unavailable(self, code: str) -> None:
+        self.engine_unavailable.labels(code=_code(code)).inc()
 
     def dead_letter(self, reason: str) -> None:
         self.dead_letters.labels(reason=_code(reason)).inc()
@@ -392,8 +420,9 @@ class InstrumentedVenues:
         self._metrics.quote(venue, time.perf_counter() - t0)
         return quote
 
-    async def swap_transaction(self, quote: Quote, user_public_key: str) -> SwapTransaction:
-        return await self._inner.swap_transaction(quote, user_public_key)
+    async def swap_transaction(self, quote: Quote, user_public_key: str, *,
+                               memo: str | None = None) -> SwapTransaction:
+        return await self._inner.swap_transaction(quote, user_public_key, memo=memo)
 
 
 class InstrumentedChain:
@@ -431,6 +460,18 @@ class InstrumentedChain:
 
     async def balances(self, signature: str) -> TxBalances:
         result: TxBalances = await self._timed("getTransaction", self._inner.balances(signature))
+        return result
+
+    async def signatures_for_address(self, address: str, *, before: str | None = None,
+                                     until: str | None = None,
+                                     limit: int = PAGE) -> list[SignatureEntry]:
+        result: list[SignatureEntry] = await self._timed(
+            "getSignaturesForAddress", self._inner.signatures_for_address(
+                address, before=before, until=until, limit=limit))
+        return result
+
+    async def token_balance(self, owner: str, mint: str) -> int:
+        result: int = await self._timed("getBalance", self._inner.token_balance(owner, mint))
         return result
 
 

@@ -17,13 +17,15 @@ from solana.exceptions import SolanaRpcException
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Commitment
 from solana.rpc.core import RPCException, RPCNoResultException
-from solana.rpc.models import TxOpts
+from solana.rpc.models import TokenAccountOpts, TxOpts
 from solders.keypair import Keypair
 from solders.message import to_bytes_versioned
+from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 from solders.transaction_status import TransactionConfirmationStatus
 
+from pipeline.chain_history import PAGE, SignatureEntry
 from pipeline.errors import (
     InsufficientFunds,
     OrderflowError,
@@ -34,10 +36,13 @@ from pipeline.errors import (
 )
 from pipeline.reconcile import TokenBalance, TxBalances
 from pipeline.rpc_transport import AiohttpTransport
+from pipeline.tokens import WSOL_MINT
 
 log = logging.getLogger(__name__)
 
 MAX_STATUS_BATCH = 256
+_UNAVAILABLE = (TimeoutError, RPCException, SolanaRpcException, OSError)
+"""Errors of a read that mean "ask again later": the RPC did not give an answer."""
 _LEVELS = (
     (TransactionConfirmationStatus.Processed, 0),
     (TransactionConfirmationStatus.Confirmed, 1),
@@ -81,6 +86,14 @@ class Chain(Protocol):
         ...
 
     async def balances(self, signature: str) -> TxBalances: ...
+
+    async def signatures_for_address(self, address: str, *, before: str | None = None,
+                                     until: str | None = None,
+                                     limit: int = PAGE) -> list[SignatureEntry]: ...
+
+    async def token_balance(self, owner: str, mint: str) -> int:
+        """What ``owner`` holds of ``mint`` in base units (SOL: lamports plus wrapped)."""
+        ...
 
 
 def _error_text(exc: RPCException) -> str:
@@ -156,14 +169,14 @@ class RpcChain:
     async def block_height(self) -> int:
         try:
             return (await self.client.get_block_height(Commitment("confirmed"))).value
-        except (TimeoutError, RPCException, SolanaRpcException, OSError) as exc:
+        except _UNAVAILABLE as exc:
             raise RpcUnavailable(message=f"getBlockHeight: {exc}") from None
 
     async def statuses(self, signatures: Sequence[str]) -> list[tuple[int, str | None, int] | None]:
         sigs = [Signature.from_string(s) for s in signatures]
         try:
             resp = await self.client.get_signature_statuses(sigs)
-        except (TimeoutError, RPCException, SolanaRpcException, OSError) as exc:
+        except _UNAVAILABLE as exc:
             raise RpcUnavailable(message=f"getSignatureStatuses: {exc}") from None
         out: list[tuple[int, str | None, int] | None] = []
         for st in resp.value:
@@ -179,11 +192,40 @@ class RpcChain:
             resp = await self.client.get_transaction(
                 Signature.from_string(signature), encoding="base64",
                 commitment=Commitment("confirmed"), max_supported_transaction_version=0)
-        except (TimeoutError, RPCException, SolanaRpcException, OSError) as exc:
+        except _UNAVAILABLE as exc:
             raise RpcUnavailable(message=f"getTransaction: {exc}") from None
         if resp.value is None:
             raise RpcUnavailable(message=f"getTransaction: {signature} not found yet")
         return balances_of(resp.value)
+
+    async def signatures_for_address(self, address: str, *, before: str | None = None,
+                                     until: str | None = None,
+                                     limit: int = PAGE) -> list[SignatureEntry]:
+        try:
+            resp = await self.client.get_signatures_for_address(
+                Pubkey.from_string(address),
+                before=Signature.from_string(before) if before else None,
+                until=Signature.from_string(until) if until else None,
+                limit=limit, commitment=Commitment("confirmed"))
+        except _UNAVAILABLE as exc:
+            raise RpcUnavailable(message=f"getSignaturesForAddress: {exc}") from None
+        return [SignatureEntry(str(e.signature), e.slot, None if e.err is None else str(e.err),
+                               e.memo) for e in resp.value]
+
+    async def token_balance(self, owner: str, mint: str) -> int:
+        key = Pubkey.from_string(owner)
+        try:
+            held = 0
+            if mint == WSOL_MINT:
+                held += (await self.client.get_balance(key, Commitment("confirmed"))).value
+            resp = await self.client.get_token_accounts_by_owner_json_parsed(
+                key, TokenAccountOpts(mint=Pubkey.from_string(mint)), Commitment("confirmed"))
+        except _UNAVAILABLE as exc:
+            raise RpcUnavailable(message=f"balance of {owner}: {exc}") from None
+        for acc in resp.value:
+            parsed: Any = acc.account.data.parsed
+            held += int(parsed["info"]["tokenAmount"]["amount"])
+        return held
 
 
 def balances_of(value: Any) -> TxBalances:

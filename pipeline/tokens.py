@@ -96,3 +96,11 @@ def to_ui(amount: int, decimals: int) -> str:
     if decimals == 0 or frac == 0:
         return f"{sign}{whole}"
     return f"{sign}{whole}.{str(frac).rjust(decimals, '0').rstrip('0')}"
+
+
+def describe_amount(amount: int, mint: str) -> str:
+    """``5000 SOL`` for a person; an unknown mint is shown in base units with its address."""
+    token = token_by_mint(mint)
+    if token is None:
+        return f"{amount} base units of {mint}"
+    return f"{to_ui(amount, token.decimals)} {token.symbol}"

@@ -31,7 +31,11 @@ class Venues(Protocol):
     async def quote(self, venue: Venue, input_mint: str, output_mint: str, amount: int,
                     slippage_bps: int) -> Quote: ...
 
-    async def swap_transaction(self, quote: Quote, user_public_key: str) -> SwapTransaction: ...
+    async def swap_transaction(self, quote: Quote, user_public_key: str, *,
+                               memo: str | None = None) -> SwapTransaction:
+        """The venue's transaction for ``quote``; with ``memo``, it must carry an SPL Memo
+        instruction with exactly that text (the engine checks before signing)."""
+        ...
 
 
 def parse_quote(venue: Venue, body: dict[str, Any]) -> Quote:
@@ -104,11 +108,14 @@ class JupiterVenues:
         }
         return parse_quote(venue, await self._call(venue, "GET", "/quote", params=params))
 
-    async def swap_transaction(self, quote: Quote, user_public_key: str) -> SwapTransaction:
+    async def swap_transaction(self, quote: Quote, user_public_key: str, *,
+                               memo: str | None = None) -> SwapTransaction:
         import base64
 
-        payload = {"quoteResponse": quote.raw, "userPublicKey": user_public_key,
-                   "wrapAndUnwrapSol": True}
+        payload: dict[str, object] = {"quoteResponse": quote.raw,
+                                      "userPublicKey": user_public_key, "wrapAndUnwrapSol": True}
+        if memo is not None:
+            payload["memo"] = memo  # the local market's extension of Jupiter's /swap
         doc = await self._call(quote.venue, "POST", "/swap", data=orjson.dumps(payload),
                                headers={"Content-Type": "application/json"})
         try:

@@ -208,8 +208,9 @@ def status_data(order: Order) -> dict[str, Any]:
             return {"signature": order.signature,
                     "lastValidBlockHeight": order.last_valid_block_height}
         case OrderStatus.CONFIRMED:
-            assert order.venue is not None
-            return {"venue": order.venue.value, "signature": order.signature,
+            # venue is None only for a swap found on chain without a journal record of it
+            return {"venue": order.venue.value if order.venue else None,
+                    "signature": order.signature,
                     "slot": order.slot, "amountIn": order.amount_in_actual,
                     "amountOut": order.amount_out, "executedPrice": order.executed_price}
         case OrderStatus.FAILED:
@@ -279,7 +280,10 @@ class StatusEvent:
 
     @classmethod
     def decode(cls, raw: bytes | str) -> StatusEvent:
-        doc = orjson.loads(raw)
+        return cls.from_json(orjson.loads(raw))
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> StatusEvent:
         if doc.get("schemaVersion") != STATUS_SCHEMA_VERSION:
             raise InvalidOrder("unsupported_schema_version",
                                f"status schemaVersion {doc.get('schemaVersion')!r}")

@@ -92,8 +92,8 @@ async def test_confirm_closes_broadcast_and_order_together(pool: AsyncConnection
     sig = _sig()
     await _record(a, oid, sig)
     with pytest.raises(LeaseLost):
-        await b.confirm(oid, attempt=1, signature=sig)
-    await a.confirm(oid, attempt=1, signature=sig)
+        await b.confirm(oid, attempt=1, signature=sig, final_event={"eventId": "e"})
+    await a.confirm(oid, attempt=1, signature=sig, final_event={"eventId": "e"})
     [bc] = await a.broadcasts(oid)
     assert bc.outcome == "landed"
     ex = await b.claim(oid, {"orderId": oid})  # terminal: returned, not leased
@@ -101,7 +101,7 @@ async def test_confirm_closes_broadcast_and_order_together(pool: AsyncConnection
     with pytest.raises(LeaseLost):  # terminal: nothing more can be recorded
         await _record(a, oid, _sig(), attempt=2)
     with pytest.raises(LeaseLost):
-        await a.confirm(oid, attempt=1, signature=sig)
+        await a.confirm(oid, attempt=1, signature=sig, final_event={"eventId": "e"})
 
 
 async def test_concurrent_records_for_one_order_admit_exactly_one(

@@ -20,6 +20,7 @@ from pipeline.lifecycle import (
     OrderStatus,
     OrderSubmitted,
     Quote,
+    TransactionFound,
     Venue,
     apply,
     rank,
@@ -60,13 +61,28 @@ def test_happy_path_carries_what_is_true() -> None:
 @pytest.mark.parametrize(("source", "target"), list(itertools.product(S, S)))
 def test_every_forward_edge(source: OrderStatus, target: OrderStatus) -> None:
     order = at(source)
-    allowed = target in TRANSITIONS[source] and target is not S.PENDING
-    # (only a restart returns an order to pending: test_restart_edges)
+    allowed = target in TRANSITIONS[source] and target is not S.PENDING and not (
+        target is S.SUBMITTED and source in (S.PENDING, S.ROUTING))
+    # (only a restart returns an order to pending: test_restart_edges; only a swap found on
+    # chain skips to submitted: test_found_on_chain_edges)
     if allowed:
         assert apply(order, EVENT_FOR[target]).status is target
     else:
         with pytest.raises(InvalidTransition):
             apply(order, EVENT_FOR[target])
+
+
+@pytest.mark.parametrize("source", list(S))
+def test_found_on_chain_edges(source: OrderStatus) -> None:
+    order = at(source)
+    event = TransactionFound("sig-found")
+    if source in (S.PENDING, S.ROUTING, S.BUILDING):
+        found = apply(order, event)
+        assert (found.status, found.signature, found.attempt) == (S.SUBMITTED, "sig-found",
+                                                                  order.attempt)
+    else:
+        with pytest.raises(InvalidTransition):
+            apply(order, event)
 
 
 @pytest.mark.parametrize("source", list(S))

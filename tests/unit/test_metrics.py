@@ -261,7 +261,8 @@ class FakeVenues:
             raise self.fail
         return Quote(venue, amount, amount * 2, 0, "fee-mint", "0", "amm", 1)
 
-    async def swap_transaction(self, quote: Quote, user_public_key: str) -> SwapTransaction:
+    async def swap_transaction(self, quote: Quote, user_public_key: str, *,
+                               memo: str | None = None) -> SwapTransaction:
         return SwapTransaction(b"tx", 99)
 
 
