@@ -410,6 +410,7 @@ class Simulation:
 
 TxListener = Callable[[Signature, VersionedTransaction, TransactionErrorType | None, int], None]
 SlotListener = Callable[[int, int], None]
+RejectListener = Callable[[VersionedTransaction, TransactionErrorType], None]
 
 
 def _writable_flags(
@@ -554,6 +555,7 @@ class Chain:
         self._key_strs: dict[bytes, str] = {}
         self._listeners: list[TxListener] = []
         self._slot_listeners: list[SlotListener] = []
+        self._reject_listeners: list[RejectListener] = []
         self._tx_count = 0
         self._faucet_nonce = 0
         self._clock_changed: asyncio.Event | None = None
@@ -747,6 +749,25 @@ class Chain:
 
     def remove_slot_listener(self, callback: SlotListener) -> None:
         self._slot_listeners.remove(callback)
+
+    def add_reject_listener(self, callback: RejectListener) -> None:
+        """Call ``callback(tx, err)`` when a submitted transaction was refused unlanded."""
+        self._reject_listeners.append(callback)
+
+    def remove_reject_listener(self, callback: RejectListener) -> None:
+        self._reject_listeners.remove(callback)
+
+    def rejected(self, tx: VersionedTransaction, err: TransactionErrorType) -> None:
+        """A submitted ``tx`` was refused without landing (failed preflight, fee unpaid...).
+
+        The RPC server reports it, so that whoever waits on the transaction (the market's
+        reservation) learns at once instead of when its blockhash expires.
+        """
+        for cb in list(self._reject_listeners):
+            try:
+                cb(tx, err)
+            except Exception:
+                log.exception("reject listener failed")
 
     # -- accounts ------------------------------------------------------------------------------
 

@@ -443,12 +443,14 @@ class _Rpc:
                 )
             sim = self.chain.simulate(tx, sig_verify=False)  # just verified above
             if sim.err is not None:
+                self.chain.rejected(tx, sim.err)
                 raise self._preflight_error(sim)
         if not self.faults.on_send(tx):
             return str(sig)  # dropped, or queued to land late: accepted all the same
         try:
             self.chain.send(tx)
         except ChainError as e:
+            self.chain.rejected(tx, e.err)
             if not skip_preflight:  # simulation passed but execution refused: report it alike
                 raise self._preflight_error(Simulation.failed(e.err)) from None
             log.debug("dropped %s: %s", sig, e)  # a leader would drop it silently

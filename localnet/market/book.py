@@ -159,18 +159,36 @@ class Book(ABC, Generic[S]):
             self._base = self._records.pop(0).post
         return True
 
-    def release(self, key: bytes) -> bool:
-        """The transaction will never land: take the swap out of the book."""
-        record = self._by_key.pop(key, None)
-        if record is None:
-            return False
-        i = next(i for i, r in enumerate(self._records) if r is record)
+    def release(self, key: bytes) -> Record[S] | None:
+        """The transaction will never land: take the swap out of the book.
+
+        Returns the released record (``None`` for unknown keys), which
+        :meth:`land_released` needs if the transaction lands after all.
+        """
+        released = self._by_key.pop(key, None)
+        if released is None:
+            return None
+        i = next(i for i, r in enumerate(self._records) if r is released)
         state = self._records.pop(i).pre
         for record in self._records[i:]:
             record.pre = state
             record.post = self.replay(state, record)
             state = record.post
-        return True
+        return released
+
+    def land_released(self, record: Record[S]) -> None:
+        """A released swap landed after all (e.g. re-sent once the wallet could pay).
+
+        Its fixed amounts moved on chain, so they move the book too: replayed on top of the
+        current book as a landed swap. Token totals stay equal to the vaults.
+        """
+        state = self.state
+        record.pre = state
+        record.post = self.replay(state, record)
+        record.landed = True
+        self._records.append(record)
+        while self._records and self._records[0].landed:
+            self._base = self._records.pop(0).post
 
     def pending(self) -> list[Record[S]]:
         """Swaps issued and not landed, in issue order."""

@@ -42,7 +42,7 @@ from localnet import admin
 from localnet.chain import Chain, ChainError
 from localnet.faults import VenueFaults, add_admin_routes
 from localnet.market import cpmm, dlmm
-from localnet.market.book import Fill, InsufficientVault, SlippageExceeded
+from localnet.market.book import Fill, InsufficientVault, Record, SlippageExceeded
 from localnet.market.drift import PriceWalk, trade_toward
 from localnet.market.pools import DEFAULT_POOLS, LABELS, Pool, PoolSpec, decimal_string, derive
 from localnet.market.tokens import BY_MINT, NATIVE_MINT, TOKENS, MarketToken
@@ -134,6 +134,9 @@ class Market:
         self.pools = [Pool.from_spec(spec, self.seed) for spec in pools]
         self._by_amm = {str(p.amm_key): p for p in self.pools}
         self._inflight: dict[bytes, Pool] = {}
+        # released before expiry (refused by the RPC): kept until their blockhash expires
+        # in case the same transaction lands after all
+        self._released: dict[bytes, tuple[Pool, Record[Any]]] = {}
         self._cu_nonce = 0
         self._walk = PriceWalk(self.pools, random.Random(self.seed), drift_bps)
         self._create_mints()
@@ -143,6 +146,7 @@ class Market:
             self._fund(self.noise_trader.pubkey(), NOISE_TRADER_SOL, NOISE_TRADER_TOKENS_UI)
         chain.add_listener(self._on_transaction)
         chain.add_slot_listener(self._on_slot)
+        chain.add_reject_listener(self._on_reject)
         mismatches = self.reconcile()
         if mismatches:
             raise RuntimeError(f"vaults do not match books after setup: {mismatches}")
@@ -416,10 +420,16 @@ class Market:
         slot: int,
     ) -> None:
         """Chain listener: a market transaction landed (settle) or landed failed (release)."""
-        if not self._inflight:
+        if not self._inflight and not self._released:
             return
         for sig in tx.signatures[: tx.message.header.num_required_signatures]:
             key = bytes(sig)
+            late = self._released.pop(key, None)
+            if late is not None and err is None:
+                log.info("released swap %s on %s landed after all; booking it", signature,
+                         late[0].name)
+                late[0].book.land_released(late[1])
+                continue
             pool = self._inflight.pop(key, None)
             if pool is None:
                 continue
@@ -429,17 +439,41 @@ class Market:
                 log.info("swap %s on %s failed on chain (%s); releasing", signature, pool.name, err)
                 pool.book.release(key)
 
+    def _on_reject(self, tx: VersionedTransaction, err: TransactionErrorType) -> None:
+        """Reject listener: the RPC refused a market transaction (failed preflight, payer
+        cannot pay the fee...). Release its reservation now: left in the book until its
+        blockhash expires (a minute), it would price every quote and drift trade meanwhile
+        as if it had landed. Should the same transaction land later, ``_on_transaction``
+        books it again.
+        """
+        if not self._inflight:
+            return
+        for sig in tx.signatures[: tx.message.header.num_required_signatures]:
+            key = bytes(sig)
+            pool = self._inflight.pop(key, None)
+            if pool is None:
+                continue
+            record = pool.book.release(key)
+            log.info("swap on %s refused by the RPC (%s); reservation released", pool.name, err)
+            if record is not None:
+                self._released[key] = (pool, record)
+
     def _on_slot(self, slot: int, block_height: int) -> None:
         """Slot listener: swaps whose blockhash expired can never land; release them."""
         for pool in self.pools:
             for key in pool.book.expired(block_height):
                 pool.book.release(key)
                 self._inflight.pop(key, None)
+        if self._released:
+            for key in [k for k, (_, r) in self._released.items()
+                        if r.last_valid_block_height < block_height]:
+                del self._released[key]
 
     def close(self) -> None:
         """Stop listening to the chain (the pools' accounts stay where they are)."""
         self.chain.remove_listener(self._on_transaction)
         self.chain.remove_slot_listener(self._on_slot)
+        self.chain.remove_reject_listener(self._on_reject)
 
     def pending_count(self) -> int:
         return len(self._inflight)
@@ -466,6 +500,12 @@ class Market:
             return []
         sigs = []
         for pool, target in self._walk.step():
+            if pool.book.pending():
+                # Never trade against reserved state: the reserved swaps may not land, and
+                # a drift trade priced on top of them would be replayed, at its fixed
+                # amounts, onto a pool they never moved. The walk goes on; the pool
+                # catches up once its book is settled.
+                continue
             move = trade_toward(pool, target)
             if move is None:
                 continue
