@@ -26,6 +26,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
+from ingress.connections import start_site
 from ingress.health import HealthApi
 from ingress.hub import StatusHub
 from ingress.idempotency import IdempotencyStore, InMemoryIdempotencyStore
@@ -219,12 +220,10 @@ async def running_ingress(settings: Settings) -> AsyncIterator[RunningIngress]:
         app = build_app(settings, producer=KafkaOrderBus(producer),
                         store=PostgresOrderStore(pool), hub=hub, metrics=metrics,
                         idempotency=keys)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                               shutdown_timeout=SHUTDOWN_TIMEOUT_S, **RUNNER_OPTIONS)
-        await runner.setup()
+        runner, _ = await start_site(app, settings.http_host, settings.http_port,
+                                     handle_signals=False, access_log=None,
+                                     shutdown_timeout=SHUTDOWN_TIMEOUT_S, **RUNNER_OPTIONS)
         stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, settings.http_host, settings.http_port)
-        await site.start()
         host, port = runner.addresses[0][:2]
         url = f"http://{host}:{port}"
         log.info("ingress listening on %s", url)

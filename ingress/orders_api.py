@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import PayloadEncodingError
 from aiohttp.web_protocol import RequestPayloadError
 
+from ingress.connections import BODY_TIMEOUT_S
 from ingress.idempotency import (
     IDEMPOTENCY_HEADER,
     REPLAYED_HEADER,
@@ -65,7 +67,11 @@ class OrdersApi:
         except InvalidOrder as exc:
             return self._reject(400, exc.code, exc.message, exc.field)
         try:
-            body = await request.read()
+            async with asyncio.timeout(BODY_TIMEOUT_S):  # a slow body must not hold the socket
+                body = await request.read()
+        except TimeoutError:
+            return self._reject(408, "request_timeout",
+                                f"the body did not arrive within {BODY_TIMEOUT_S:g}s")
         except web.HTTPRequestEntityTooLarge:
             return self._reject(413, "payload_too_large", too_large)
         except (RequestPayloadError, PayloadEncodingError) as exc:
