@@ -275,10 +275,11 @@ class Outbox:
     retries: list[RetryRequest] = field(default_factory=list)
     dead: list[FailedOrder] = field(default_factory=list)
     fail_publish: Exception | None = None
+    fail_status: str | None = None  # with fail_publish: only events entering this status
 
     async def publish(self, event: StatusEvent, wait: bool) -> None:
         await asyncio.sleep(0)
-        if self.fail_publish is not None:
+        if self.fail_publish is not None and self.fail_status in (None, event.status):
             raise self.fail_publish
         self.events.append(event)
 
