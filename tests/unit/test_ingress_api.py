@@ -190,3 +190,43 @@ async def test_kafka_failures_become_broker_unavailable(error: BaseException | N
     with pytest.raises(BrokerUnavailable) as raised:
         await bus.send("orders", b"k", b"v")
     assert raised.value.code == "broker_unavailable" and "'orders'" in raised.value.message
+
+
+class AckingProducer:
+    """Acks every send (as Tansu does even for a topic that does not exist)."""
+
+    def __init__(self, topics: set[str]) -> None:
+        self.existing = topics
+        self.metadata_calls = 0
+        self.client = self
+
+    async def send_and_wait(self, topic: str, value: bytes, key: bytes) -> None:
+        await asyncio.sleep(0)
+
+    async def fetch_all_metadata(self) -> Any:
+        self.metadata_calls += 1
+        await asyncio.sleep(0.01)
+        names = set(self.existing)
+
+        class Metadata:
+            def topics(self) -> set[str]:
+                return names
+
+        return Metadata()
+
+
+async def test_an_ack_for_a_topic_that_does_not_exist_is_broker_unavailable() -> None:
+    producer = AckingProducer(set())
+    bus = KafkaOrderBus(producer)
+    with pytest.raises(BrokerUnavailable) as raised:
+        await bus.send("orders", b"k", b"v")
+    assert "does not exist" in raised.value.message
+    producer.existing.add("orders")
+    await bus.send("orders", b"k", b"v")
+
+
+async def test_concurrent_sends_share_the_metadata_confirmation() -> None:
+    producer = AckingProducer({"orders"})
+    bus = KafkaOrderBus(producer)
+    await asyncio.gather(*(bus.send("orders", b"k", b"v") for _ in range(50)))
+    assert 1 <= producer.metadata_calls <= 3, producer.metadata_calls
