@@ -49,6 +49,7 @@ from pipeline.venues import JupiterVenues
 from pipeline.wallet import load_keypair
 from pipeline.wire import RetryMessage, StatusEvent, decode_execute_order, now_ms
 from sinks.postgres import PostgresStatusStore
+from sinks.reconciler import ReadModelReconciler
 
 log = logging.getLogger(__name__)
 Event = EventT[bytes]
@@ -325,9 +326,14 @@ class Engine(Service):
 class StatusSink(Service):
     """Batches status events into PostgreSQL; acks only what was committed."""
 
-    def __init__(self, settings: Settings, *, metrics: EngineMetrics, max_batch: int = 500,
-                 within_s: float = 0.1, **kwargs: Any) -> None:
+    def __init__(self, app: faust.App, settings: Settings, *, metrics: EngineMetrics,
+                 max_batch: int = 500, within_s: float = 0.1, reconcile_s: float = 15.0,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.status_topic = app.topic(topics.ORDER_STATUS, key_type=bytes, value_type=bytes)
+        self.dead_letters = app.topic(topics.DEAD_LETTERS, key_type=bytes, value_type=bytes)
+        self.reconcile_s = reconcile_s
+        self.reconciler: ReadModelReconciler | None = None
         self.settings = settings
         self.metrics = metrics
         self.max_batch = max_batch
@@ -345,6 +351,24 @@ class StatusSink(Service):
                                         timeout=5.0)
         await self.pool.open()
         self.store = PostgresStatusStore(self.pool)
+        self.reconciler = ReadModelReconciler(self.pool, self._republish)
+        self.add_future(self._reconcile())
+
+    async def _republish(self, event: StatusEvent) -> None:
+        fut = await self.status_topic.send(key=event.order_id.encode(), value=event.encode())
+        await asyncio.wait_for(fut, PRODUCE_TIMEOUT_S)
+
+    async def _reconcile(self) -> None:
+        """Heal the read model from the journal (see sinks/reconciler.py)."""
+        while not self.should_stop:
+            await asyncio.sleep(self.reconcile_s)
+            assert self.reconciler is not None
+            try:
+                healed = await self.reconciler.sweep()
+                if healed:
+                    log.warning("read model reconciler re-published %d final events", healed)
+            except Exception as exc:  # next sweep tries again; nothing is lost meanwhile
+                log.warning("read model reconciliation failed: %r", exc)
 
     async def on_stop(self) -> None:
         if self.pool is not None:
@@ -354,14 +378,38 @@ class StatusSink(Service):
         try:
             status: StatusEvent | None = StatusEvent.decode(ev.message.value or b"")
         except Exception as exc:
-            log.warning("unreadable status event at %s[%d]@%d: %r", ev.message.topic,
-                        ev.message.partition, ev.message.offset, exc)
+            await self._dead_letter_unreadable(ev, exc)
             status = None
         if not self.buffer:
             self.first_at = time.monotonic()
         self.buffer.append((ev, status))
         if len(self.buffer) >= self.max_batch:
             await self.flush()
+
+    async def _dead_letter_unreadable(self, ev: Event, exc: Exception) -> None:
+        """A status event the sink cannot read is kept on the dead-letter topic with its
+        reason (never silently skipped); its offset is acked with the batch after that."""
+        msg = ev.message
+        log.error("unreadable status event at %s[%d]@%d: %r", msg.topic, msg.partition,
+                  msg.offset, exc)
+        record = {"reason": "unreadable_status_event",
+                  "error": {"code": "unreadable_status_event", "message": repr(exc)[:500]},
+                  "source": {"topic": msg.topic, "partition": msg.partition,
+                             "offset": msg.offset},
+                  "key": (msg.key or b"").decode(errors="replace"),
+                  "value": (msg.value or b"").decode(errors="replace")[:65536],
+                  "failedAt": now_ms()}
+        delay = 0.5
+        while True:  # back-pressure: the sink does not move past it until it is kept
+            try:
+                fut = await self.dead_letters.send(key=msg.key, value=orjson.dumps(record))
+                await asyncio.wait_for(fut, PRODUCE_TIMEOUT_S)
+                self.metrics.dead_letter("unreadable_status_event")
+                return
+            except _BROKER_ERRORS as err:
+                log.warning("dead-lettering the unreadable status event failed: %r", err)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     async def flush_if_due(self) -> None:
         if self.buffer and time.monotonic() - self.first_at >= self.within_s:
@@ -434,7 +482,7 @@ def build_app(settings: Settings, roles: Iterable[str] = ROLES) -> faust.App:
                 engine.spawn(ev, retry=True)
 
     if "sinks" in roles:
-        sink = StatusSink(settings, metrics=metrics)
+        sink = StatusSink(app, settings, metrics=metrics)
         app.service(sink)  # type: ignore[arg-type]
 
         @app.agent(status_topic, name="persist-status")
