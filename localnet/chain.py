@@ -565,6 +565,9 @@ class Chain:
         self.faucet = faucet or Keypair()
         svm.set_account(self.faucet.pubkey(), Account(faucet_lamports, b"", SYSTEM_PROGRAM_ID))
         self.create_mint_at(NATIVE_MINT, 9, None)
+        from localnet.history import AddressIndex  # it imports this module's types
+
+        self.history = AddressIndex(self)  # getSignaturesForAddress, in O(limit)
 
     # -- clock ---------------------------------------------------------------------------------
 

@@ -18,8 +18,10 @@ Semantics worth knowing:
 * ``getTransaction`` honours ``confirmed``/``finalized`` (``processed`` is
   rejected, as on Solana) and ``maxSupportedTransactionVersion``.
 
+``getSignaturesForAddress`` is answered from a per-address index (:mod:`localnet.history`).
+
 Not supported: ``jsonParsed`` for transactions, ``base64+zstd``, websockets
-(``*Subscribe``), and block/ledger queries (``getBlock``, ``getSignaturesForAddress``...).
+(``*Subscribe``), and block/ledger queries (``getBlock``, ``getBlocks``...).
 
 Fault switches (latency, HTTP 429/5xx, ``-32005``/``-32603``, held responses, dropped and
 late transactions) are off by default; see :mod:`localnet.faults` and ``/admin/faults``.
@@ -45,6 +47,7 @@ from solders.transaction import VersionedTransaction
 from localnet import admin
 from localnet.chain import (
     COMMITMENTS,
+    FINALIZATION_DEPTH,
     NATIVE_MINT,
     TOKEN_2022_PROGRAM_ID,
     TOKEN_PROGRAM_ID,
@@ -76,6 +79,7 @@ PACKET_DATA_SIZE = 1232
 MAX_BASE58_SIZE = 1683  # base58 length of a full packet
 MAX_BASE64_SIZE = 1644  # base64 length of a full packet
 MAX_SIGNATURE_STATUSES = 256
+MAX_SIGNATURES_FOR_ADDRESS = 1000
 MAX_MULTIPLE_ACCOUNTS = 100
 MAX_BASE58_ACCOUNT_DATA = 128
 
@@ -184,6 +188,7 @@ class _Rpc:
             "simulateTransaction": self.simulate_transaction,
             "getSignatureStatuses": self.get_signature_statuses,
             "getTransaction": self.get_transaction,
+            "getSignaturesForAddress": self.get_signatures_for_address,
             "getBalance": self.get_balance,
             "getAccountInfo": self.get_account_info,
             "getMultipleAccounts": self.get_multiple_accounts,
@@ -548,6 +553,29 @@ class _Rpc:
             )
         except UnsupportedTransactionVersion as e:
             raise RpcError(UNSUPPORTED_TRANSACTION_VERSION, str(e)) from None
+
+    def get_signatures_for_address(self, params: list[Json]) -> Json:
+        """Newest first; ``memo`` as Agave formats it (see :mod:`localnet.memo`)."""
+        address = _pubkey(_arg(params, 0, "address"))
+        cfg = _config(params, 1)
+        commitment = _commitment(cfg)
+        if commitment == "processed":
+            raise _invalid("Method does not support commitment below `confirmed`")
+        self._bank_slot(cfg)
+        raw_limit = cfg.get("limit")
+        limit = MAX_SIGNATURES_FOR_ADDRESS if raw_limit is None else _int(raw_limit, "limit")
+        if limit == 0 or limit > MAX_SIGNATURES_FOR_ADDRESS:
+            raise _invalid(f"Invalid limit; max {MAX_SIGNATURES_FOR_ADDRESS}")
+        before = cfg.get("before")
+        until = cfg.get("until")
+        return self.chain.history.signatures(
+            bytes(address),
+            limit=limit,
+            before=None if before is None else str(_signature(before)),
+            until=None if until is None else str(_signature(until)),
+            # the bank's slot, unclamped: nothing is finalized before slot 32
+            max_slot=self.chain.slot - (1 if commitment == "confirmed" else FINALIZATION_DEPTH),
+        )
 
     def request_airdrop(self, params: list[Json]) -> Json:
         pubkey = _pubkey(_arg(params, 0, "pubkey"))

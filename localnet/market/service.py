@@ -54,6 +54,7 @@ from localnet.market.txbuilder import (
     signature_of,
     swap_instructions,
 )
+from localnet.memo import MemoError, check_memo, memo_instruction
 
 log = logging.getLogger(__name__)
 
@@ -332,8 +333,12 @@ class Market:
         *,
         wrap_and_unwrap_sol: bool = True,
         extra_signers: Sequence[Keypair] = (),
+        memo: str | None = None,
     ) -> IssuedSwap:
-        """Price on the book, build and maker-sign the transaction, reserve it as pending."""
+        """Price on the book, build and maker-sign the transaction, reserve it as pending.
+
+        ``memo`` (checked by the caller) adds an SPL Memo instruction with that text.
+        """
         try:
             fill: Fill[Any] = pool.book.fill(x_to_y, amount_in, self.now(), minimum_out)
         except SlippageExceeded:
@@ -359,6 +364,8 @@ class Market:
             set_compute_unit_limit(cu_limit),
             *swap_instructions(legs, wrap_and_unwrap_sol=wrap_and_unwrap_sol),
         ]
+        if memo is not None:
+            ixs.append(memo_instruction(memo))
         blockhash, last_valid = self.chain.latest_blockhash()
         tx = partially_signed(compile_message(user, ixs, blockhash), [pool.maker, *extra_signers])
         maker_sig = signature_of(tx, pool.maker.pubkey())
@@ -369,9 +376,22 @@ class Market:
         return IssuedSwap(pool, tx, last_valid, fill, cu_limit)
 
     def swap(
-        self, quote_response: Any, user_public_key: Any, wrap_and_unwrap_sol: bool = True
+        self,
+        quote_response: Any,
+        user_public_key: Any,
+        wrap_and_unwrap_sol: bool = True,
+        memo: Any = None,
     ) -> dict[str, Any]:
-        """Jupiter's ``POST /swap`` response for a quote from :meth:`quote`."""
+        """Jupiter's ``POST /swap`` response for a quote from :meth:`quote`.
+
+        ``memo`` (ours, not Jupiter's; see :mod:`localnet.memo`): a text the transaction
+        carries in an SPL Memo instruction, e.g. the engine's ``orderflow:<orderId>``.
+        """
+        if memo is not None:
+            try:
+                memo = check_memo(memo)
+            except MemoError as exc:
+                raise _bad_request(str(exc)) from None
         if not isinstance(quote_response, dict):
             raise _bad_request("quoteResponse must be an object")
         user = _pubkey(user_public_key, "userPublicKey")
@@ -396,7 +416,13 @@ class Market:
         if pool is None or x_to_y is None:
             raise _no_route(f"no pool {amm_key} for this mint pair")
         issued = self.issue(
-            pool, user, x_to_y, amount_in, threshold, wrap_and_unwrap_sol=wrap_and_unwrap_sol
+            pool,
+            user,
+            x_to_y,
+            amount_in,
+            threshold,
+            wrap_and_unwrap_sol=wrap_and_unwrap_sol,
+            memo=memo,
         )
         return {
             "swapTransaction": base64.b64encode(bytes(issued.tx)).decode(),
@@ -676,7 +702,9 @@ async def _swap(request: web.Request) -> web.Response:
     wrap = body.get("wrapAndUnwrapSol", True)
     if not isinstance(wrap, bool):
         raise _bad_request("wrapAndUnwrapSol must be a boolean")
-    doc = request.app[MARKET_KEY].swap(body.get("quoteResponse"), body.get("userPublicKey"), wrap)
+    doc = request.app[MARKET_KEY].swap(
+        body.get("quoteResponse"), body.get("userPublicKey"), wrap, body.get("memo")
+    )
     return _json(doc)
 
 
