@@ -38,7 +38,8 @@ from ingress.origin import OriginPolicy, origin_guard
 from ingress.pg_idempotency import PostgresIdempotencyStore
 from ingress.pg_idempotency import configure_connection as configure_idempotency_connection
 from ingress.pg_store import PostgresOrderStore
-from ingress.ports import OrderBus, OrderStore
+from ingress.pg_workers import PostgresWorkerRegistry
+from ingress.ports import OrderBus, OrderStore, WorkerRegistry
 from ingress.responses import error_response
 from ingress.status_feed import StatusFeed
 from ingress.tasks import spawn
@@ -97,14 +98,16 @@ async def api_errors(request: web.Request, handler: Any) -> web.StreamResponse:
 
 def build_app(settings: Settings, *, producer: OrderBus, store: OrderStore, hub: StatusHub,
               metrics: IngressMetrics | None = None,
-              idempotency: IdempotencyStore | None = None) -> web.Application:
-    """The routes on injected ports; ``idempotency`` defaults to an in-memory store."""
+              idempotency: IdempotencyStore | None = None,
+              workers: WorkerRegistry | None = None) -> web.Application:
+    """The routes on injected ports; ``idempotency`` defaults to an in-memory store;
+    without ``workers`` /healthz does not check worker presence (reported as skipped)."""
     metrics = metrics if metrics is not None else IngressMetrics()
     keys = idempotency if idempotency is not None else InMemoryIdempotencyStore()
     intake = OrderIntake(producer, metrics, keys)
     orders = OrdersApi(intake, store, metrics)
     sockets = WebSocketApi(intake, store, hub, metrics)
-    health = HealthApi(settings, producer, store, metrics)
+    health = HealthApi(settings, producer, store, metrics, workers)
 
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[
         origin_guard(OriginPolicy(settings.allowed_origins)), api_errors])
@@ -219,7 +222,7 @@ async def running_ingress(settings: Settings) -> AsyncIterator[RunningIngress]:
 
         app = build_app(settings, producer=KafkaOrderBus(producer),
                         store=PostgresOrderStore(pool), hub=hub, metrics=metrics,
-                        idempotency=keys)
+                        idempotency=keys, workers=PostgresWorkerRegistry(pool))
         runner, _ = await start_site(app, settings.http_host, settings.http_port,
                                      handle_signals=False, access_log=None,
                                      shutdown_timeout=SHUTDOWN_TIMEOUT_S, **RUNNER_OPTIONS)

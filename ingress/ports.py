@@ -8,6 +8,7 @@ can drive the real routes with in-memory doubles and production wires in
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from ingress.records import OrderRecord, PageCursor
@@ -61,4 +62,22 @@ class OrderStore(Protocol):
 
     async def check(self) -> None:
         """Raise if the database cannot run ``SELECT 1``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerBeat:
+    """One worker's last heartbeat; ``age_s`` measured by the database clock."""
+
+    worker_id: str
+    roles: tuple[str, ...]
+    age_s: float
+    stopping: bool
+
+
+class WorkerRegistry(Protocol):
+    """Who is there to move orders: the workers' heartbeat rows (migration 005)."""
+
+    async def beats(self) -> list[WorkerBeat]:
+        """Recent heartbeats; raises :class:`StoreUnavailable` when the database cannot answer."""
         ...

@@ -11,10 +11,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 
+from ingress import health
 from ingress.app import build_app
 from ingress.hub import StatusHub
 from ingress.kafka_bus import KafkaOrderBus
-from ingress.ports import BrokerUnavailable
+from ingress.ports import BrokerUnavailable, WorkerBeat
 from orderflow.settings import Settings
 from pipeline.tokens import SOL, USDC
 from tests.unit import test_ingress_fakes as fakes
@@ -126,7 +127,9 @@ async def rpc_url() -> AsyncIterator[tuple[str, dict[str, Any]]]:
         yield str(server.make_url("/")), answer
 
 
-async def test_healthz_reports_each_check(rpc_url: tuple[str, dict[str, Any]]) -> None:
+async def test_healthz_reports_each_check(rpc_url: tuple[str, dict[str, Any]],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(health, "CACHE_S", 0.0)  # every call checks afresh
     url, answer = rpc_url
     bus, store = FakeBus(), FakeStore()
     app = build_app(Settings(solana_rpc_url=url), producer=bus, store=store, hub=StatusHub())
@@ -136,7 +139,7 @@ async def test_healthz_reports_each_check(rpc_url: tuple[str, dict[str, Any]]) -
             assert resp.status == 200, doc
         assert doc["status"] == "ok"
         assert {k: v["ok"] for k, v in doc["checks"].items()} == {
-            "broker": True, "database": True, "rpc": True}
+            "broker": True, "database": True, "rpc": True, "workers": True}
 
         store.healthy = False
         answer.pop("result")
@@ -230,3 +233,45 @@ async def test_concurrent_sends_share_the_metadata_confirmation() -> None:
     bus = KafkaOrderBus(producer)
     await asyncio.gather(*(bus.send("orders", b"k", b"v") for _ in range(50)))
     assert 1 <= producer.metadata_calls <= 3, producer.metadata_calls
+
+
+class FakeWorkers:
+    def __init__(self, *beats: WorkerBeat) -> None:
+        self.rows = list(beats)
+        self.reads = 0
+
+    async def beats(self) -> list[WorkerBeat]:
+        self.reads += 1
+        return list(self.rows)
+
+
+async def test_healthz_needs_live_executor_and_sinks_workers_and_is_cached() -> None:
+    workers = FakeWorkers()
+    app = build_app(Settings(), producer=FakeBus(), store=FakeStore(), hub=StatusHub(),
+                    workers=workers)
+    async with TestClient(TestServer(app)) as client:
+        async def healthz() -> tuple[int, Any]:
+            async with client.get("/healthz") as resp:
+                return resp.status, await resp.json()
+
+        status, doc = await healthz()
+        assert (status, doc["failing"]) == (503, ["workers"])
+        assert "executor or sinks" in doc["checks"]["workers"]["error"]
+        reads = workers.reads
+        await asyncio.gather(*(healthz() for _ in range(20)))
+        assert workers.reads == reads  # cached for a second: 21 polls, one read
+        assert health.CACHE_S <= 2
+
+    for rows, ready in [
+        ([WorkerBeat("a", ("executor", "sinks"), 0.5, False)], True),
+        ([WorkerBeat("a", ("executor",), 0.5, False), WorkerBeat("b", ("sinks",), 9.9, False)],
+         True),
+        ([WorkerBeat("a", ("executor", "sinks"), 10.5, False)], False),  # stale
+        ([WorkerBeat("a", ("executor", "sinks"), 0.1, True)], False),  # stopping
+        ([WorkerBeat("a", ("sinks",), 0.1, False)], False),  # nobody executes
+    ]:
+        try:
+            live = await health.workers_present(FakeWorkers(*rows))
+        except health.NotReady:
+            live = None
+        assert (live is not None) == ready, rows
