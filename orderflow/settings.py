@@ -91,6 +91,9 @@ class Settings:
     confirm_poll_ms: int = 200
     fetch_max_wait_ms: int = 100  # the worker consumer's long-poll (faust hard-codes 1500)
     commitment: str = "confirmed"
+    max_price_impact_bps: int = 300  # an order's default price-impact bound (pipeline/guards)
+    max_venue_deviation_bps: int = 500  # winning quote vs the other venue
+    max_recent_deviation_bps: int = 500  # winning quote vs recent fills (+ the impact bound)
     worker_metrics_port: int = 0  # 0 = no metrics server
     localnet_rpc_port: int = 8899
     localnet_venue_port: int = 8090
@@ -144,6 +147,11 @@ class Settings:
             confirm_poll_ms=_int(env, "ORDERFLOW_CONFIRM_POLL_MS", 200, 10, 10_000),
             fetch_max_wait_ms=_int(env, "ORDERFLOW_FETCH_MAX_WAIT_MS", 100, 1, 10_000),
             commitment=commitment,
+            max_price_impact_bps=_int(env, "ORDERFLOW_MAX_PRICE_IMPACT_BPS", 300, 1, 10_000),
+            max_venue_deviation_bps=_int(env, "ORDERFLOW_MAX_VENUE_DEVIATION_BPS", 500, 0,
+                                         1_000_000),
+            max_recent_deviation_bps=_int(env, "ORDERFLOW_MAX_RECENT_DEVIATION_BPS", 500, 0,
+                                          1_000_000),
             worker_metrics_port=_int(env, "ORDERFLOW_WORKER_METRICS_PORT", 0, 0, 65535),
             localnet_rpc_port=_int(env, "ORDERFLOW_LOCALNET_RPC_PORT", 8899, 0, 65535),
             localnet_venue_port=_int(env, "ORDERFLOW_LOCALNET_VENUE_PORT", 8090, 0, 65535),

@@ -36,6 +36,7 @@ from pipeline.errors import BrokerUnavailable, EngineUnavailable, InvalidOrder
 from pipeline.executor import ORIGIN, FailedOrder, OrderExecutor, RetryRequest, StageTimer
 from pipeline.failpoints import Failpoints
 from pipeline.faust_compat import HeldOffsets, guard_commit_gaps, shorten_fetch_wait
+from pipeline.guards import PriceLimits
 from pipeline.heartbeat import Heartbeat
 from pipeline.journal import Journal
 from pipeline.metrics import (
@@ -145,7 +146,9 @@ class Engine(Service):
             journal=Journal(self._pool, self.owner, lease_s=s.lease_s,
                             on_batch=self.metrics.journal_batch),
             schedule_retry=self.schedule_retry, dead_letter=self.dead_letter_order,
-            max_attempts=s.max_attempts, failpoints=Failpoints(s.failpoints))
+            max_attempts=s.max_attempts, failpoints=Failpoints(s.failpoints),
+            price_limits=PriceLimits(s.max_price_impact_bps, s.max_venue_deviation_bps,
+                                     s.max_recent_deviation_bps))
         watcher = self._watcher
         self.metrics.track_in_flight(lambda: len(self.tasks), lambda: watcher.in_flight)
         self.add_future(self._renew_leases())

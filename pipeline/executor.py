@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TypeVar
@@ -41,6 +41,7 @@ from pipeline.errors import (
     VenueUnavailable,
 )
 from pipeline.failpoints import Failpoints
+from pipeline.guards import PriceLimits, RecentPrices, check_price
 from pipeline.journal import Broadcast, Execution, Journal, LeaseLost
 from pipeline.keyed_lock import KeyedLock
 from pipeline.lifecycle import (
@@ -130,7 +131,8 @@ class OrderExecutor:
                  timer: StageTimer | None = None,
                  metrics: EngineMetrics | None = None,
                  history: WalletHistory | None = None,
-                 publish_budget_s: float = 30.0) -> None:
+                 publish_budget_s: float = 30.0,
+                 price_limits: PriceLimits | None = None) -> None:
         self._venues = venues
         self._chain = chain
         self._watcher = watcher
@@ -147,6 +149,8 @@ class OrderExecutor:
         self._metrics = metrics if metrics is not None else EngineMetrics(CollectorRegistry())
         self._history = history or WalletHistory(chain, self._wallet_pubkey)
         self._publish_budget_s = publish_budget_s
+        self._limits = price_limits or PriceLimits()
+        self._recent = RecentPrices()
         self._runs = KeyedLock()
         self.owned: set[str] = set()
 
@@ -294,6 +298,7 @@ class OrderExecutor:
                     raise VenueUnavailable(message=f"no venue could quote: {detail}")
                 raise NoRoute(message=f"no venue could quote: {detail}")
             best = routing.choose_best(quotes)
+            self._check_price(cmd, best, quotes)
             self._metrics.quote_spread(best.venue, routing.spread_bps(quotes))
             min_out = routing.min_out(best.out_amount, order.slippage_bps)
             self._check_threshold(best, min_out)
@@ -392,15 +397,15 @@ class OrderExecutor:
         tin, tout = token_by_mint(order.token_in), token_by_mint(order.token_out)
         assert tin is not None and tout is not None
         price = executed_price(fill.amount_in, tin.decimals, fill.amount_out, tout.decimals)
+        self._recent.record(order.token_in, order.token_out, fill.amount_in, fill.amount_out)
         self._timer.observe("confirm", loop.time() - t0)
         # Publish first, then mark terminal: a crash in between re-publishes the same event
         # (same eventId) from the landed transaction instead of losing it.
-        done = await self._advance(
-            order, OrderConfirmed(signature, landed.slot, fill.amount_in, fill.amount_out,
-                                  price), cmd)
+        done = apply(order, OrderConfirmed(signature, landed.slot, fill.amount_in,
+                                           fill.amount_out, price))
+        final = await self._announce(done, cmd)
         await self._journal.confirm(order.order_id, attempt=order.attempt,
-                                    signature=signature,
-                                    final_event=self._last_event(done, cmd))
+                                    signature=signature, final_event=final.to_json())
         self._metrics.end_to_end((now_ms() - cmd.submitted_at_ms) / 1000)
         return done
 
@@ -408,11 +413,17 @@ class OrderExecutor:
 
     async def _advance(self, order: Order, event: OrderEvent, cmd: ExecuteOrder) -> Order:
         order = apply(order, event)
-        assert order.status is not None
-        await self._emit(StatusEvent.of(order, client_ref=cmd.client_ref),
-                         order.status.terminal or order.status is OrderStatus.PENDING)
-        self._metrics.transition(order.status)
+        await self._announce(order, cmd)
         return order
+
+    async def _announce(self, order: Order, cmd: ExecuteOrder) -> StatusEvent:
+        """Publish the order's current status; the event as published is returned (the
+        journal keeps a terminal one, so a re-publication carries the same eventId and ts)."""
+        assert order.status is not None
+        event = StatusEvent.of(order, client_ref=cmd.client_ref)
+        await self._emit(event, order.status.terminal or order.status is OrderStatus.PENDING)
+        self._metrics.transition(order.status)
+        return event
 
     async def _emit(self, event: StatusEvent, wait: bool) -> None:
         """Publish a status event, riding out a short broker outage in place (events are
@@ -433,10 +444,6 @@ class OrderExecutor:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    @staticmethod
-    def _last_event(order: Order, cmd: ExecuteOrder) -> dict[str, object]:
-        """The terminal event as published, for the journal (same eventId when re-sent)."""
-        return StatusEvent.of(order, client_ref=cmd.client_ref).to_json()
 
     async def _restart(self, cmd: ExecuteOrder, order: Order, code: str, message: str,
                        due_ms: int) -> Order:
@@ -458,10 +465,11 @@ class OrderExecutor:
         # crash in between resumes into this same failure, never into a new attempt.
         await self._journal.advance(order.order_id, status="failed", attempt=order.attempt,
                                     error=(code, message))
-        done = await self._advance(order, OrderFailed(code, message), cmd)
+        done = apply(order, OrderFailed(code, message))
+        final = await self._announce(done, cmd)
         await self._dead_letter(FailedOrder(cmd, code, message, order.attempt))
         await self._journal.advance(order.order_id, status="failed", attempt=order.attempt,
-                                    terminal=True, final_event=self._last_event(done, cmd))
+                                    terminal=True, final_event=final.to_json())
         return done
 
     async def _shortfall(self, order: Order, exc: InsufficientFunds) -> InsufficientFunds:
@@ -525,6 +533,16 @@ class OrderExecutor:
                     raise result
                 errors.append((venue.value, f"internal_error: {result!r}"))
         return tuple(quotes), tuple(errors), retriable
+
+    def _check_price(self, cmd: ExecuteOrder, best: Quote, quotes: Sequence[Quote]) -> None:
+        """Refuse a quote far from the other venue or from recent fills, or whose price
+        impact exceeds the order's bound (pipeline/guards.py)."""
+        tin, tout = token_by_mint(cmd.token_in), token_by_mint(cmd.token_out)
+        assert tin is not None and tout is not None
+        check_price(best, quotes, limits=self._limits, decimals_in=tin.decimals,
+                    decimals_out=tout.decimals, max_price_impact_bps=cmd.max_price_impact_bps,
+                    recent_rate=self._recent.rate(cmd.token_in, cmd.token_out),
+                    symbols=(tin.symbol, tout.symbol))
 
     @staticmethod
     def _check_threshold(best: Quote, min_out: int) -> None:

@@ -229,15 +229,20 @@ class SigningVenues:
     """Venues whose swap is a real, signed-by-us-later transaction: a memo (when asked)
     and a zero-lamport transfer to a pool key. Counts concurrent quotes per order."""
 
-    def __init__(self, *, drop_memo: bool = False) -> None:
+    def __init__(self, *, drop_memo: bool = False, raydium_out: int = 150_000_000,
+                 raydium_impact: str = "0.001") -> None:
         self.drop_memo = drop_memo
+        self.raydium_out = raydium_out
+        self.raydium_impact = raydium_impact
         self.swaps_built = 0
 
     async def quote(self, venue: Venue, input_mint: str, output_mint: str, amount: int,
                     slippage_bps: int) -> Quote:
         await asyncio.sleep(0)
-        out = 150_000_000 if venue is Venue.RAYDIUM else 149_000_000
-        return Quote(venue, amount, out, 2500, input_mint, "0.001", str(POOL), 1)
+        if venue is Venue.RAYDIUM:
+            return Quote(venue, amount, self.raydium_out, 2500, input_mint, self.raydium_impact,
+                         str(POOL), 1)
+        return Quote(venue, amount, 149_000_000, 2500, input_mint, "0.001", str(POOL), 1)
 
     async def swap_transaction(self, quote: Quote, user_public_key: str, *,
                                memo: str | None = None) -> SwapTransaction:

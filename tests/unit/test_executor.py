@@ -168,3 +168,30 @@ async def test_insufficient_funds_says_what_is_needed_and_what_is_held() -> None
     failed = r.outbox.events[-1].data
     assert failed["code"] == "insufficient_funds"
     assert failed["message"] == "needs 5000 SOL + fees, wallet holds 100.2 SOL"
+
+
+@pytest.mark.parametrize(("raydium_out", "impact", "code"), [
+    (150_000_000 * 400, "0.001", "quote_deviation"),  # 400x the other venue's price
+    (150_000_000, "0.412", "price_impact_too_high"),  # 41.2 % impact, bound 3 %
+])
+async def test_a_quote_far_from_fair_is_refused_before_anything_is_built(
+        raydium_out: int, impact: str, code: str) -> None:
+    """Defect 9: nothing compared the quote to anything; the engine executed at 400-1,300x
+    the fair price."""
+    from tests.unit.executor_doubles import SigningVenues
+
+    r = rig(venues=SigningVenues(raydium_out=raydium_out, raydium_impact=impact))
+    assert await r.executor.run(market_order()) is Outcome.FAILED
+    assert r.venues.swaps_built == 0 and r.ledger.sent == []
+    assert r.outbox.events[-1].data["code"] == code
+    assert [d.code for d in r.outbox.dead] == [code]
+
+
+async def test_the_orders_own_price_impact_bound_applies() -> None:
+    from dataclasses import replace
+
+    r = rig()  # the winning quote reports 0.1 % impact: within the default 3 %
+    assert await r.executor.run(replace(market_order(), max_price_impact_bps=5)) is (
+        Outcome.FAILED)
+    assert r.outbox.events[-1].data["code"] == "price_impact_too_high"
+    assert r.ledger.sent == []
