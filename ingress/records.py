@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ import orjson
 from pipeline.errors import InvalidOrder
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CURSOR = re.compile(r"[A-Za-z0-9_-]+")
 _ONE_MS = timedelta(milliseconds=1)
 
 
@@ -71,6 +73,11 @@ class PageCursor:
 
     @classmethod
     def decode(cls, text: str) -> PageCursor:
+        # base64 decoding skips characters outside its alphabet; the API's cursor is
+        # exactly base64url without padding (the OpenAPI pattern), so refuse the rest
+        if not CURSOR.fullmatch(text):
+            raise InvalidOrder("invalid_cursor", "before is not a cursor returned by this API",
+                               field="before")
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
             stamp, order_id = orjson.loads(raw)

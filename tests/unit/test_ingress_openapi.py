@@ -11,10 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
@@ -23,7 +27,10 @@ from ingress import health
 from ingress.app import build_app
 from ingress.hub import StatusHub
 from orderflow.settings import REPO_ROOT, Settings
+from pipeline.errors import InvalidOrder
+from pipeline.tokens import KNOWN_TOKENS, SOL, U64_MAX, resolve_token, to_base_units
 from pipeline.topics import ORDERS
+from pipeline.wire import decode_execute_order
 from tests.unit import test_ingress_fakes as fakes
 from tests.unit.test_ingress_fakes import FakeBus, FakeStore, Ingress, lifecycle, record
 
@@ -63,6 +70,15 @@ def validate_response(path: str, method: str, status: int, body: Any) -> None:
         f"/paths/{_escape(path)}/{method}/responses/{status}")
     assert "application/json" in _resolve(response)["content"], (path, method, status)
     schema_validator(f"{base}/content/application~1json/schema").validate(body)
+    assert_code_documented(_resolve(response), body, f"{method.upper()} {path} {status}")
+
+
+def assert_code_documented(response: dict[str, Any], body: Any, where: str) -> None:
+    """An error's ``code`` must be named (in backticks) where the document describes that status."""
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    if code is not None:
+        assert f"`{code}`" in response["description"], f"{where}: code {code!r} undocumented"
 
 
 def _walk(node: Any) -> Iterator[Any]:
@@ -217,3 +233,130 @@ async def test_websocket_messages_match_the_documented_schemas(ingress: Ingress)
 def test_openapi_spec_validator_accepts_the_document() -> None:
     validator = pytest.importorskip("openapi_spec_validator")
     validator.validate(DOC)
+
+
+API_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def _concrete(path: str) -> str:
+    return path.replace("{orderId}", "order-openapi-x")
+
+
+async def test_every_undocumented_method_on_an_api_path_is_a_documented_405(
+        ingress: Ingress) -> None:
+    not_allowed = DOC["components"]["responses"]["MethodNotAllowed"]
+    checked = 0
+    for path, item in DOC["paths"].items():
+        if not path.startswith("/api/"):
+            continue
+        allowed = {m.upper() for m in item} | ({"HEAD"} if "get" in item else set())
+        for method in API_METHODS:
+            if method in item:
+                continue
+            async with ingress.client.request(method, _concrete(path)) as resp:
+                body = await resp.json()
+                assert resp.status == 405, (method, path, body)
+                assert set(resp.headers["Allow"].replace(" ", "").split(",")) == allowed
+            schema_validator("/components/responses/MethodNotAllowed/content/"
+                             "application~1json/schema").validate(body)
+            assert_code_documented(not_allowed, body, f"{method} {path}")
+            checked += 1
+    assert checked >= 10
+
+
+async def test_every_error_the_execute_route_answers_is_documented_with_its_code(
+        ingress: Ingress, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One request per error code the POST can answer (validate_response checks the code)."""
+    good = {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "1"}
+    json_headers = {"Content-Type": "application/json"}
+    cases: list[tuple[Any, dict[str, str], int, str]] = [
+        (b"{", json_headers, 400, "malformed_json"),
+        (b"[]", json_headers, 400, "invalid_body"),
+        ({**good, "x": 1}, {}, 400, "unknown_field"),
+        ({"tokenIn": "SOL", "tokenOut": "USDC"}, {}, 400, "missing_field"),
+        ({**good, "tokenIn": "DOGE"}, {}, 400, "unknown_token"),
+        ({**good, "tokenOut": "sol"}, {}, 400, "same_token"),
+        ({**good, "amount": "0"}, {}, 400, "invalid_amount"),
+        ({**good, "slippageBps": 1.0}, {}, 400, "invalid_slippage"),
+        ({**good, "maxPriceImpactBps": 0}, {}, 400, "invalid_max_price_impact"),
+        ({**good, "clientRef": 5}, {}, 400, "invalid_client_ref"),
+        (good, {"Idempotency-Key": "é"}, 400, "invalid_idempotency_key"),
+        (good, {"Origin": "https://evil.example"}, 403, "forbidden_origin"),
+        (b" " * 20_000, json_headers, 413, "payload_too_large"),
+        (b"{}", {"Content-Type": "text/plain"}, 415, "unsupported_media_type"),
+        (good, {"Content-Encoding": "gzip"}, 415, "unsupported_content_encoding"),
+        ({**good, "type": "limit"}, {}, 422, "unsupported_order_type"),
+    ]
+    for body, headers, status, code in cases:
+        kwargs: dict[str, Any] = ({"json": body} if isinstance(body, dict)
+                                  else {"data": body})
+        got, doc = await _json(ingress, "post", "/api/orders/execute", headers=headers,
+                               **kwargs)
+        assert (got, doc["error"]["code"]) == (status, code), (body, headers, doc)
+        validate_response("/api/orders/execute", "post", got, doc)
+    ingress.bus.down_topics.add(ORDERS)
+    got, doc = await _json(ingress, "post", "/api/orders/execute", json=good)
+    assert (got, doc["error"]["code"]) == (503, "broker_unavailable")
+    validate_response("/api/orders/execute", "post", got, doc)
+
+
+def test_the_documented_token_values_are_the_registry() -> None:
+    token = schema_validator("/components/schemas/Token")
+    for t in KNOWN_TOKENS:
+        for spelling in (t.symbol, t.symbol.lower(), t.symbol.title(), t.mint):
+            assert token.is_valid(spelling), spelling
+            resolve_token(spelling)
+    for bad in ("DOGE", " SOL", "SOL ", "\u017fol", SOL.mint.lower(), SOL.mint[:-1], ""):
+        assert not token.is_valid(bad), bad
+        with pytest.raises(InvalidOrder):
+            resolve_token(bad)
+
+
+_AMOUNT = schema_validator("/components/schemas/OrderFields/properties/amount")
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(text=st.text(alphabet="0123456789. \t\u00a0-+eE,x", max_size=14)
+       | st.from_regex(r"\s?[0-9]{0,4}\.?[0-9]{0,8}\s?", fullmatch=True))
+def test_the_documented_amount_is_what_the_code_accepts(text: str) -> None:
+    """Code accepts => the document's pattern matches; pattern matches (within the mint's
+    decimals and u64, which a pattern cannot say) => the code accepts."""
+    try:
+        to_base_units(text, SOL.decimals)
+        accepted = True
+    except InvalidOrder:
+        accepted = False
+    documented = _AMOUNT.is_valid(text)
+    if accepted:
+        assert documented, text
+    elif documented:
+        fraction = text.strip().partition(".")[2]
+        too_big = Decimal(text.strip()).scaleb(SOL.decimals) > U64_MAX
+        assert too_big or len(fraction.rstrip("0")) > SOL.decimals, text
+
+
+async def test_cursors_have_the_documented_format(ingress: Ingress) -> None:
+    for i in range(3):
+        oid = f"order-cursor-{i}"
+        ingress.store.orders[oid] = record(oid, submitted_ms=1_700_000_000_000 + i)
+    status, page = await _json(ingress, "get", "/api/orders?limit=1")
+    assert status == 200 and page["nextBefore"]
+    validate_response("/api/orders", "get", 200, page)  # the nextBefore pattern
+    before = schema_validator("/paths/~1api~1orders/get/parameters/1/schema")
+    assert before.is_valid(page["nextBefore"])
+    for bad in (page["nextBefore"] + "!", page["nextBefore"] + "=", "a+b/"):
+        assert not before.is_valid(bad)
+        status, doc = await _json(ingress, "get", f"/api/orders?before={quote(bad)}")
+        assert (status, doc["error"]["code"]) == (400, "invalid_cursor"), bad
+        validate_response("/api/orders", "get", status, doc)
+
+
+async def test_documented_examples_are_accepted_by_the_code(ingress: Ingress) -> None:
+    content = DOC["paths"]["/api/orders/execute"]["post"]["requestBody"]["content"]
+    for example in content["application/json"]["examples"].values():
+        status, doc = await _json(ingress, "post", "/api/orders/execute", json=example["value"])
+        assert status == 202, (example, doc)
+    contract = orjson.loads((REPO_ROOT / "pipeline" / "contracts" / "orders.v1.schema.json"
+                             ).read_bytes())
+    for example in contract["examples"]:
+        decode_execute_order(orjson.dumps(example))
