@@ -41,6 +41,37 @@ function shortId(id) {
 
 // ---- rendering ----
 
+// Failure codes a person should be able to read at a glance; the message has the numbers.
+const ERROR_TITLES = {
+  price_impact_too_high: "Price impact too high",
+  quote_deviation: "Quote deviates from the market",
+  slippage_exceeded: "Price moved past the slippage tolerance",
+  insufficient_funds: "Insufficient funds",
+  no_route: "No venue can fill this order",
+  transaction_failed: "Transaction failed on chain",
+  transaction_expired: "Transaction expired",
+};
+
+function errorText(code, message) {
+  const title = ERROR_TITLES[code];
+  if (!title) return message ? `${code}: ${message}` : String(code);
+  return message ? `${title}: ${message} (${code})` : `${title} (${code})`;
+}
+
+// The request body of the order form (always a market order; empty optional fields omitted).
+function orderBody(fields) {
+  const body = {
+    type: "market",
+    tokenIn: fields.tokenIn,
+    tokenOut: fields.tokenOut,
+    amount: String(fields.amount).trim(),
+    slippageBps: String(fields.slippageBps ?? "").trim() === "" ? 50 : Number(fields.slippageBps),
+  };
+  const impact = String(fields.maxPriceImpactBps ?? "").trim();
+  if (impact !== "") body.maxPriceImpactBps = Number(impact);
+  return body;
+}
+
 function card(ev) {
   let entry = orders.get(ev.orderId);
   if (entry) return entry;
@@ -113,7 +144,8 @@ function apply(ev) {
       setFact(entry, "tx", shortId(d.signature || ""), d.signature);
       break;
     case "failed":
-      setFact(entry, "error", `${d.code}: ${d.message}`);
+      setFact(entry, "error", errorText(d.code, d.message));
+      entry.el.dataset.error = d.code || "";
       break;
   }
   if (ev.attempt > 1) setFact(entry, "attempt", ev.attempt);
@@ -360,13 +392,13 @@ async function submit(event) {
   event.preventDefault();
   const form = event.target;
   const button = $("#submit");
-  const slippage = form.slippageBps.value.trim();
-  const body = {
+  const body = orderBody({
     tokenIn: form.tokenIn.value,
     tokenOut: form.tokenOut.value,
-    amount: form.amount.value.trim(),
-    slippageBps: slippage === "" ? 50 : Number(slippage),
-  };
+    amount: form.amount.value,
+    slippageBps: form.slippageBps.value,
+    maxPriceImpactBps: form.maxPriceImpactBps ? form.maxPriceImpactBps.value : "",
+  });
   button.disabled = true;
   try {
     const { status, doc } = await submitOrder(body, {
@@ -396,5 +428,6 @@ if (typeof document !== "undefined") {
 
 // For the unit tests (node); browsers have no `module`.
 if (typeof module !== "undefined" && module.exports) {
-  module.exports = { backoffDelay, createSeen, createFeed, submitOrder, newIdempotencyKey };
+  module.exports = { backoffDelay, createSeen, createFeed, submitOrder, newIdempotencyKey,
+                     errorText, orderBody };
 }

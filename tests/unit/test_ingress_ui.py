@@ -149,6 +149,19 @@ assert.equal(timers.length, 0);  // stopping does not reconnect
   assert.equal(down.status, 0);
   assert.equal(n, 3);
   assert.notEqual(ui.newIdempotencyKey(), ui.newIdempotencyKey());
+  // ---- the order form's body and legible failure codes ----
+  assert.deepEqual(ui.orderBody({ tokenIn: "SOL", tokenOut: "USDC", amount: " 1.5 ",
+                                  slippageBps: "", maxPriceImpactBps: "" }),
+                   { type: "market", tokenIn: "SOL", tokenOut: "USDC", amount: "1.5",
+                     slippageBps: 50 });
+  assert.equal(ui.orderBody({ tokenIn: "SOL", tokenOut: "USDC", amount: "1",
+                              slippageBps: "75", maxPriceImpactBps: "300" }).maxPriceImpactBps,
+               300);
+  assert.equal(ui.errorText("price_impact_too_high", "impact 12.5% exceeds 3%"),
+               "Price impact too high: impact 12.5% exceeds 3% (price_impact_too_high)");
+  assert.equal(ui.errorText("quote_deviation", "raydium 2% from meteora"),
+               "Quote deviates from the market: raydium 2% from meteora (quote_deviation)");
+  assert.equal(ui.errorText("something_new", "msg"), "something_new: msg");
   console.log("ui ok");
 })().catch((err) => { console.error(err); process.exit(1); });
 """
