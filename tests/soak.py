@@ -176,15 +176,25 @@ async def submit_all(sub: Submitter, args: argparse.Namespace, tag: str) -> None
 
 async def killer(stack: Stack, args: argparse.Namespace, stop: asyncio.Event,
                  events: list[dict[str, Any]], t0: float) -> None:
+    """Kill events until ``stop``: every component once first (in random order, sometimes
+    with a random companion; this goes on past ``stop`` until each was killed), then one to
+    three components chosen at random."""
     rng = random.Random(args.seed)
     kinds = [k for k in args.kill if k]
-    while not stop.is_set():
-        try:
-            await asyncio.wait_for(stop.wait(), rng.uniform(0.5, 1.5) * args.kill_every)
-            return
-        except TimeoutError:
-            pass
-        chosen = rng.sample(kinds, min(len(kinds), rng.choices([1, 2, 3], [6, 3, 1])[0]))
+    first = rng.sample(kinds, len(kinds))
+    while first or not stop.is_set():
+        delay = rng.uniform(0.5, 1.5) * args.kill_every
+        if first:  # every component is killed once, even if that outlasts the submission
+            await asyncio.sleep(delay)
+        else:
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+                return
+            except TimeoutError:
+                pass
+        size = min(len(kinds), rng.choices([1, 2, 3], [6, 3, 1])[0])
+        chosen = [first.pop(0)] if first else []
+        chosen += rng.sample([k for k in kinds if k not in chosen], size - len(chosen))
         names = sorted({n for c in chosen for n in stack.victims(c, rng)})
         slot = await chain_slot(stack)
         started = time.monotonic()
@@ -266,7 +276,8 @@ async def known_http_ids(dsn: str, keys: list[str]) -> set[str]:
 
 
 async def soak(args: argparse.Namespace) -> dict[str, Any]:
-    data = Path(tempfile.mkdtemp(prefix="orderflow-soak-"))
+    data = (args.data_dir or Path(tempfile.mkdtemp(prefix="orderflow-soak-"))).resolve()
+    data.mkdir(parents=True, exist_ok=True)
     tag = f"soak-{uuid.uuid4().hex[:6]}"
     stack = Stack(data, workers=args.workers, slot_ms=args.slot_ms,
                   env={"ORDERFLOW_MAX_ATTEMPTS": str(args.max_attempts)})
@@ -406,7 +417,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-faults", dest="faults", action="store_false")
     p.add_argument("--rpc-faults", default=json.dumps(DEFAULT_FAULTS))
     p.add_argument("--venue-faults", default=json.dumps(DEFAULT_VENUE_FAULTS))
-    p.add_argument("--out", type=Path)
+    p.add_argument("--out", type=Path, help="also write the JSON report here")
+    p.add_argument("--data-dir", type=Path, help="where the soak's system keeps its data "
+                   "and logs (default: a new temporary directory, kept)")
     return p
 
 
@@ -416,6 +429,7 @@ def main() -> None:
     if unknown:
         parser().error(f"unknown components {sorted(unknown)}; choose from {COMPONENTS}")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # outages are the point here
     result = asyncio.run(soak(args))
     text = json.dumps(result, indent=2)
     print(text)
