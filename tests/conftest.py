@@ -1,7 +1,10 @@
 """Session-wide real infrastructure: a Kafka-compatible broker and a PostgreSQL database.
 
 ``broker``        bootstrap ``host:port``: ``ORDERFLOW_TEST_KAFKA_BOOTSTRAP`` if set, else
-                  an embedded Tansu broker on a free port, started once per session.
+                  an embedded Tansu broker on a free port, started once per session, on
+                  MEMORY storage (fast; nothing survives a kill): for tests that never
+                  kill the broker. Tests that kill it start their own durable one with
+                  ``orderflow.embedded_s3.start_durable_broker``.
 ``own_broker``, ``own_database_url``: the same, but per test, for tests whose workers
 must not see what other tests left behind (unfinished orders on shared topics, journal rows).
 ``database_url``  DSN of a fresh database ``orderflow_test_<random>`` (dropped at the
@@ -23,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from orderflow.embedded import EmbeddedProcess, start_broker, start_postgres
+from orderflow.embedded import MEMORY_STORAGE, EmbeddedProcess, start_broker, start_postgres
 
 log = logging.getLogger("tests.conftest")
 
@@ -31,7 +34,7 @@ LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def _embedded_broker(data_dir: Path) -> Iterator[str]:
-    proc = start_broker(None, data_dir)
+    proc = start_broker(None, data_dir, storage=MEMORY_STORAGE)  # explicit: speed, no kills
     try:
         yield proc.url
     finally:
