@@ -316,7 +316,10 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         if args.faults and stack.procs["localnet"].running():
             stack.faults(stack.c.rpc, None)
             stack.faults(stack.c.venue_root, None)
-        await quiet_chain(stack, ids)
+        chain_lost = "localnet" in stack.unexpected_exits or any(
+            "localnet" in e["killed"] for e in events)
+        if not chain_lost:  # a new chain's block height says nothing about the old one's
+            await quiet_chain(stack, ids)
         rows = await read_model(stack.dsn, ids) or rows
         known = sub.known | await known_http_ids(
             stack.dsn, [w["idempotencyKey"] for w in sub.never if w["via"] == "http"])

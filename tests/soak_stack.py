@@ -129,7 +129,7 @@ class Stack:
         for name in ("ingress", *self.worker_names, "localnet", "broker", "postgres"):
             proc = self.procs.get(name)
             if proc is not None:
-                proc.stop(10)
+                proc.stop(5)
         self._spawner.shutdown(wait=True)
 
     # ------------------------------------------------------------------ faults
