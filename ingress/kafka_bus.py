@@ -65,7 +65,11 @@ class KafkaOrderBus:
             await asyncio.wait({pending})  # an older request: let it finish, then ask again
 
     async def _fetch_topics(self) -> set[str]:
-        metadata = await self._producer.client.fetch_all_metadata()
+        try:
+            metadata = await self._producer.client.fetch_all_metadata()
+        except (KafkaError, OSError) as exc:
+            raise BrokerUnavailable(message=f"the broker's metadata could not be read after "
+                                    f"the ack: {type(exc).__name__}: {exc}") from None
         return set(metadata.topics())
 
     async def check(self) -> None:
