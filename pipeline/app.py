@@ -33,7 +33,7 @@ from psycopg_pool import AsyncConnectionPool
 from orderflow.settings import Settings
 from pipeline import topics
 from pipeline.errors import BrokerUnavailable, EngineUnavailable, InvalidOrder
-from pipeline.executor import ORIGIN, FailedOrder, OrderExecutor, RetryRequest, StageTimer
+from pipeline.executor import OrderExecutor, StageTimer
 from pipeline.failpoints import Failpoints
 from pipeline.faust_compat import HeldOffsets, guard_commit_gaps, shorten_fetch_wait
 from pipeline.guards import PriceLimits
@@ -45,6 +45,7 @@ from pipeline.metrics import (
     InstrumentedVenues,
     faust_consumer_lag,
 )
+from pipeline.ports import FailedOrder, Origin, RetryRequest
 from pipeline.solana_rpc import ConfirmationWatcher, RpcChain
 from pipeline.venues import JupiterVenues
 from pipeline.wallet import load_keypair
@@ -142,10 +143,9 @@ class Engine(Service):
         self.executor = OrderExecutor(
             venues=InstrumentedVenues(JupiterVenues(s.venue_url, self._session), self.metrics),
             chain=chain, timer=StageTimer(self.metrics.stage), metrics=self.metrics,
-            watcher=self._watcher, wallet=wallet, publish=self.publish,
+            watcher=self._watcher, wallet=wallet, outbox=self,
             journal=Journal(self._pool, self.owner, lease_s=s.lease_s,
                             on_batch=self.metrics.journal_batch),
-            schedule_retry=self.schedule_retry, dead_letter=self.dead_letter_order,
             max_attempts=s.max_attempts, failpoints=Failpoints(s.failpoints),
             price_limits=PriceLimits(s.max_price_impact_bps, s.max_venue_deviation_bps,
                                      s.max_recent_deviation_bps))
@@ -227,7 +227,9 @@ class Engine(Service):
         except _BROKER_ERRORS as exc:
             raise BrokerUnavailable(message=f"{topic.get_topic_name()}: {exc!r}") from exc
 
-    async def publish(self, event: StatusEvent, wait: bool) -> None:
+    # ---- pipeline.ports.Outbox ----
+
+    async def publish(self, event: StatusEvent, *, wait: bool) -> None:
         await self._produce(self.status_topic, event.order_id.encode(), event.encode(),
                             wait=wait)
 
@@ -241,14 +243,14 @@ class Engine(Service):
         await self._produce(self.dead_letters, key, orjson.dumps(record))
         self.metrics.dead_letter(str(record["reason"]))
 
-    async def dead_letter_order(self, failed: FailedOrder) -> None:
+    async def dead_letter(self, failed: FailedOrder) -> None:
         """A failed order's command, with its final error, for post-mortem and replay."""
         await self._dead_letter(failed.command.order_id.encode(), {
             "reason": failed.code,
             "error": {"code": failed.code, "message": failed.message},
             "attempts": failed.attempts,
             "order": failed.command.to_json(),
-            "source": ORIGIN.get(),
+            "source": failed.origin,
             "failedAt": now_ms(),
         })
 
@@ -283,7 +285,6 @@ class Engine(Service):
         is down the order is held (retried here with back-off), never acked and never
         failed for it; a worker that stops meanwhile leaves it to redelivery."""
         msg = ev.message
-        ORIGIN.set({"topic": msg.topic, "partition": msg.partition, "offset": msg.offset})
         try:
             await self.ready.wait()
             delay = 0.5
@@ -322,7 +323,8 @@ class Engine(Service):
             await self.dead_letter_message(ev, exc)
             return
         assert self.executor is not None
-        outcome = await self.executor.run(cmd, retry_attempt=attempt)
+        origin: Origin = {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset}
+        outcome = await self.executor.run(cmd, origin=origin, retry_attempt=attempt)
         log.debug("order %s: %s", cmd.order_id, outcome)
 
 

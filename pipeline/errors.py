@@ -16,15 +16,24 @@
         ├── RpcUnavailable               RPC timeout, 429, 5xx, connection refused
         ├── VenueUnavailable             venue timeout or 5xx
         └── TransactionExpired           blockhash expired before the transaction landed
+    ├── LeaseLost                        another worker owns the order now: stop touching it
+    ├── BroadcastConflict                an earlier transaction may still land: send nothing
+    ├── AlreadyProcessed                 the cluster has this exact transaction: follow it
     EngineUnavailable                    the engine's own infrastructure is down: the order is
     ├── JournalUnavailable               held (not acked) and run again when it is back; it
     └── BrokerUnavailable                never ends an order, and never counts as an attempt
+
+Errors that come over a wire as codes (a program's custom error in a transaction, a
+venue's ``errorCode``) are mapped to this tree in one table, :data:`PROGRAM_ERRORS`,
+through :func:`chain_error` (psycopg's ``errors.py`` is the model).
 
 Each class carries a stable ``code`` that is written to status events and the
 database, so dashboards and post-mortems key on codes, not on message text.
 """
 
 from __future__ import annotations
+
+import re
 
 
 class OrderflowError(Exception):
@@ -109,6 +118,24 @@ class TransactionExpired(TransientError):
     default_code = "transaction_expired"
 
 
+class LeaseLost(OrderflowError):
+    """Another worker owns the order now; stop touching it (not retriable here)."""
+
+    default_code = "lease_lost"
+
+
+class BroadcastConflict(OrderflowError):
+    """An earlier transaction of this order may still land; a new one must not be sent."""
+
+    default_code = "broadcast_conflict"
+
+
+class AlreadyProcessed(OrderflowError):
+    """The cluster has this exact transaction already: follow its signature."""
+
+    default_code = "already_processed"
+
+
 class EngineUnavailable(OrderflowError):
     """The journal or the broker cannot be reached: nothing about the order is known to be
     wrong, and nothing can be recorded durably either. The order is held, not acknowledged,
@@ -123,3 +150,30 @@ class JournalUnavailable(EngineUnavailable):
 
 class BrokerUnavailable(EngineUnavailable):
     default_code = "broker_unavailable"
+
+
+# ---- codes from the wire ----
+
+PROGRAM_ERRORS: dict[int, type[PermanentError]] = {
+    1: InsufficientFunds,  # SPL Token: InsufficientFunds
+    6001: SlippageExceeded,  # Jupiter: SlippageToleranceExceeded
+}
+"""Custom program error codes (``InstructionError(i, Custom(n))``) the engine understands.
+Venue adapters add their programs' codes here, next to each other, not in their modules."""
+
+_CUSTOM = re.compile(r"custom\s*\(\s*(\d+)\s*\)|custom program error:\s*0x([0-9a-f]+)")
+
+
+def custom_program_error(text: str) -> int | None:
+    """The ``Custom(n)`` code in a transaction error's text (either rendering), if any."""
+    m = _CUSTOM.search(text.lower())
+    if m is None:
+        return None
+    return int(m.group(1)) if m.group(1) else int(m.group(2), 16)
+
+
+def chain_error(text: str, message: str | None = None) -> PermanentError:
+    """The error a failed transaction (its ``err`` text) means for the order."""
+    code = custom_program_error(text)
+    kind = PROGRAM_ERRORS.get(code, TransactionFailed) if code is not None else TransactionFailed
+    return kind(message=f"{message}: {text}" if message else text)

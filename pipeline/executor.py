@@ -1,21 +1,23 @@
 """Runs one order through its lifecycle: route, build, sign, record, submit, confirm.
 
 Each step publishes a status event only once it is true; every status change goes
-through :func:`pipeline.lifecycle.apply`. Before any transaction is sent, its
-signed bytes are durable in the :class:`~pipeline.journal.Journal`; whoever runs
+through :func:`pipeline.lifecycle.apply`. Before any transaction is sent, its signed
+bytes are durable in the journal (:class:`~pipeline.ports.JournalPort`); whoever runs
 the order next (a retry, a redelivery after a crash, another worker) looks those
-signatures up first and never builds a second transaction while one may land.
+signatures up first, then the chain itself (the order's memo), and never builds a
+second transaction while one may land or has landed.
 
-Transient errors schedule the next attempt on a retry topic (exponential
-back-off); only the last attempt fails the order. Permanent errors fail at once.
+Transient errors schedule the next attempt on a retry topic (exponential back-off);
+only the last attempt fails the order. Permanent errors fail at once. An unavailable
+journal or broker (:class:`~pipeline.errors.EngineUnavailable`) decides nothing: it is
+raised to the caller, which holds the order and runs it again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TypeVar
@@ -24,25 +26,21 @@ import orjson
 from prometheus_client import CollectorRegistry
 from solders.keypair import Keypair
 
-from pipeline import routing
 from pipeline.chain_history import LandedSwap, WalletHistory, has_memo, order_memo
 from pipeline.errors import (
-    BrokerUnavailable,
     EngineUnavailable,
     InsufficientFunds,
     InvalidOrder,
-    NoRoute,
+    LeaseLost,
     OrderflowError,
     PermanentError,
-    SlippageExceeded,
     TransactionExpired,
     TransactionFailed,
     TransientError,
-    VenueUnavailable,
+    chain_error,
 )
 from pipeline.failpoints import Failpoints
-from pipeline.guards import PriceLimits, RecentPrices, check_price
-from pipeline.journal import Broadcast, Execution, Journal, LeaseLost
+from pipeline.guards import PriceLimits
 from pipeline.keyed_lock import KeyedLock
 from pipeline.lifecycle import (
     AttemptRestarted,
@@ -55,48 +53,32 @@ from pipeline.lifecycle import (
     OrderRouted,
     OrderStatus,
     OrderSubmitted,
-    Quote,
     TransactionFound,
-    Venue,
     apply,
 )
 from pipeline.metrics import EngineMetrics
+from pipeline.model import Venue
+from pipeline.ports import (
+    Broadcast,
+    BroadcastOutcome,
+    Execution,
+    FailedOrder,
+    JournalPort,
+    Origin,
+    Outbox,
+    RetryRequest,
+)
 from pipeline.reconcile import executed_price, fill_of
+from pipeline.router import Router
 from pipeline.solana_rpc import Chain, ConfirmationWatcher, Landed, sign_as
+from pipeline.status_out import StatusPublisher
 from pipeline.tokens import describe_amount, token_by_mint
 from pipeline.topics import RETRY_DELAYS_MS
 from pipeline.venues import Venues
 from pipeline.wire import ExecuteOrder, StatusEvent, decode_execute_order, now_ms
 
 log = logging.getLogger(__name__)
-
-Publish = Callable[[StatusEvent, bool], Awaitable[None]]
-"""Publish one status event; the flag asks to wait for the broker's acknowledgement."""
-QuoteErrors = tuple[tuple[str, str], ...]
 T = TypeVar("T")
-
-
-ORIGIN: contextvars.ContextVar[dict[str, object] | None] = contextvars.ContextVar(
-    "origin", default=None)
-"""Where the message being executed came from (topic/partition/offset), for retries."""
-
-
-@dataclass(frozen=True, slots=True)
-class RetryRequest:
-    command: ExecuteOrder
-    attempt: int
-    due_ms: int
-    delay_ms: int
-    error: OrderflowError
-    origin: dict[str, object] | None
-
-
-@dataclass(frozen=True, slots=True)
-class FailedOrder:
-    command: ExecuteOrder
-    code: str
-    message: str
-    attempts: int
 
 
 class Outcome(StrEnum):
@@ -116,6 +98,14 @@ class StageTimer:
     observe: Callable[[str, float], None] = lambda stage, seconds: None
 
 
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One run of one order: the command and where the message carrying it came from."""
+
+    command: ExecuteOrder
+    origin: Origin | None = None
+
+
 def retry_delay_ms(attempt: int) -> int:
     """Back-off before attempt ``attempt + 1``: 1 s, 2 s, 4 s, then 4 s."""
     return RETRY_DELAYS_MS[min(attempt - 1, len(RETRY_DELAYS_MS) - 1)]
@@ -123,34 +113,28 @@ def retry_delay_ms(attempt: int) -> int:
 
 class OrderExecutor:
     def __init__(self, *, venues: Venues, chain: Chain, watcher: ConfirmationWatcher,
-                 wallet: Keypair, publish: Publish, journal: Journal,
-                 schedule_retry: Callable[[RetryRequest], Awaitable[None]],
-                 dead_letter: Callable[[FailedOrder], Awaitable[None]],
+                 wallet: Keypair, outbox: Outbox, journal: JournalPort,
                  max_attempts: int = 3, failpoints: Failpoints | None = None,
                  enabled_venues: tuple[Venue, ...] = (Venue.RAYDIUM, Venue.METEORA),
-                 timer: StageTimer | None = None,
-                 metrics: EngineMetrics | None = None,
-                 history: WalletHistory | None = None,
-                 publish_budget_s: float = 30.0,
+                 timer: StageTimer | None = None, metrics: EngineMetrics | None = None,
+                 history: WalletHistory | None = None, publish_budget_s: float = 30.0,
                  price_limits: PriceLimits | None = None) -> None:
+        metrics = metrics if metrics is not None else EngineMetrics(CollectorRegistry())
         self._venues = venues
         self._chain = chain
         self._watcher = watcher
         self._wallet = wallet
         self._wallet_pubkey = str(wallet.pubkey())
-        self._publish = publish
+        self._outbox = outbox
+        self._status = StatusPublisher(outbox, metrics, budget_s=publish_budget_s)
         self._journal = journal
-        self._schedule_retry = schedule_retry
-        self._dead_letter = dead_letter
         self._max_attempts = max_attempts
         self._failpoints = failpoints or Failpoints(None)
-        self._enabled = enabled_venues
         self._timer = timer or StageTimer()
-        self._metrics = metrics if metrics is not None else EngineMetrics(CollectorRegistry())
+        self._metrics = metrics
+        self._router = Router(venues, enabled=enabled_venues,
+                              limits=price_limits or PriceLimits(), metrics=metrics)
         self._history = history or WalletHistory(chain, self._wallet_pubkey)
-        self._publish_budget_s = publish_budget_s
-        self._limits = price_limits or PriceLimits()
-        self._recent = RecentPrices()
         self._runs = KeyedLock()
         self.owned: set[str] = set()
 
@@ -159,25 +143,27 @@ class OrderExecutor:
 
     # ---- entry point ----
 
-    async def run(self, cmd: ExecuteOrder, *, retry_attempt: int | None = None) -> Outcome:
+    async def run(self, cmd: ExecuteOrder, *, origin: Origin | None = None,
+                  retry_attempt: int | None = None) -> Outcome:
         """Take the order from wherever the journal says it is to a terminal status or a
         scheduled retry. Safe to call any number of times for the same order."""
+        job = Job(cmd, origin)
         async with self._runs.hold(cmd.order_id):
             ex = await self._claim(cmd)
             if ex.command != cmd.to_json():
-                return await self._conflict(cmd, ex)
+                return await self._conflict(job, ex)
             if ex.terminal:
                 log.info("order %s is already %s; not executed again", cmd.order_id,
                          ex.status)
                 if ex.final_event is not None:  # heal a read model that missed it
-                    await self._emit(StatusEvent.from_json(ex.final_event), True)
+                    await self._status.emit(StatusEvent.from_json(ex.final_event))
                 return Outcome.DUPLICATE
             if retry_attempt is not None and retry_attempt < ex.attempt:
                 await self._journal.release(cmd.order_id)
                 return Outcome.STALE
             self.owned.add(cmd.order_id)
             try:
-                return await self._resume(cmd, ex)
+                return await self._resume(job, ex)
             except LeaseLost:
                 log.warning("order %s: lease lost; leaving it to its new owner",
                             cmd.order_id)
@@ -185,17 +171,18 @@ class OrderExecutor:
             finally:
                 self.owned.discard(cmd.order_id)
 
-    async def _conflict(self, cmd: ExecuteOrder, ex: Execution) -> Outcome:
+    async def _conflict(self, job: Job, ex: Execution) -> Outcome:
         """A second, different command under an existing order id: it is not executed (the
         first one owns the id) and is kept on the dead-letter topic with its reason."""
+        cmd = job.command
         if not ex.terminal:
             await self._journal.release(cmd.order_id)
         log.warning("order %s: a different command reuses this order id; dead-lettered",
                     cmd.order_id)
-        await self._dead_letter(FailedOrder(
+        await self._outbox.dead_letter(FailedOrder(
             cmd, "order_id_conflict",
             f"order id {cmd.order_id} already belongs to another order "
-            f"({ex.status}); this command was not executed", 0))
+            f"({ex.status}); this command was not executed", 0, job.origin))
         return Outcome.CONFLICT
 
     async def _claim(self, cmd: ExecuteOrder) -> Execution:
@@ -208,16 +195,16 @@ class OrderExecutor:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
 
-    async def _resume(self, cmd: ExecuteOrder, ex: Execution) -> Outcome:
-        base = cmd.to_order()
-        if ex.status == "failed":
+    async def _resume(self, job: Job, ex: Execution) -> Outcome:
+        base = job.command.to_order()
+        if ex.status is OrderStatus.FAILED:
             # The failure was decided and recorded; finish publishing it, never re-run.
             order = replace(base, status=OrderStatus.PENDING, attempt=ex.attempt)
-            await self._fail(cmd, order, ex.error_code or "internal_error",
+            await self._fail(job, order, ex.error_code or "internal_error",
                              ex.error_message or "")
             return Outcome.FAILED
-        live = [] if ex.fresh else [b for b in await self._journal.broadcasts(cmd.order_id)
-                                    if b.outcome in (None, "landed")]
+        live = [] if ex.fresh else [b for b in await self._journal.broadcasts(base.order_id)
+                                    if b.live]
         if live:
             # A transaction landed or may still land: follow it, never build another.
             b = live[-1]
@@ -225,27 +212,25 @@ class OrderExecutor:
                             venue=Venue(b.venue), expected_out=b.expected_out, min_out=b.min_out,
                             signature=b.signature,
                             last_valid_block_height=b.last_valid_block_height)
-            log.info("order %s: resuming with %s transaction %s", cmd.order_id,
+            log.info("order %s: resuming with %s transaction %s", base.order_id,
                      b.outcome or "open", b.signature)
-            return await self._guard(cmd, order, self._confirm(cmd, order, b))
-        if ex.status == "pending" and ex.attempt == 1:
-            self._metrics.order_received(cmd.source)
-            order = await self._advance(base, OrderAccepted(), cmd)
-        elif ex.status == "pending":
+            return await self._guard(job, order, self._confirm(job, order, b))
+        if ex.status is OrderStatus.PENDING and ex.attempt == 1:
+            self._metrics.order_received(job.command.source)
+            order = await self._advance(base, OrderAccepted(), job)
+        elif ex.status is OrderStatus.PENDING:
             order = replace(base, status=OrderStatus.PENDING, attempt=ex.attempt)
-            due = ex.retry_due_ms or 0
-            wait_s = (due - now_ms()) / 1000
+            wait_s = ((ex.retry_due_ms or 0) - now_ms()) / 1000
             if wait_s > 0:
                 await asyncio.sleep(wait_s)  # the back-off itself, not a stand-in for work
         else:
             # The worker running this attempt was lost before it sent anything.
-            prior = replace(base, status=OrderStatus(ex.status), attempt=ex.attempt)
-            order = await self._restart(cmd, prior, "worker_lost",
+            prior = replace(base, status=ex.status, attempt=ex.attempt)
+            order = await self._restart(job, prior, "worker_lost",
                                         "the worker running this attempt stopped", now_ms())
-        return await self._guard(cmd, order, self._attempt(cmd, order))
+        return await self._guard(job, order, self._attempt(job, order))
 
-    async def _guard(self, cmd: ExecuteOrder, order: Order,
-                     work: Awaitable[Order]) -> Outcome:
+    async def _guard(self, job: Job, order: Order, work: Awaitable[Order]) -> Outcome:
         """Route every failure: transient → next attempt or final failure; permanent → fail."""
         try:
             done = await work
@@ -254,61 +239,51 @@ class OrderExecutor:
             order, exc = ended.order, ended.error
         except (LeaseLost, EngineUnavailable):
             raise  # not the order's fault: the caller holds the order and runs it again
-        except OrderflowError as exc_:
-            exc = exc_
         except Exception as exc_:  # a bug must still end the order visibly
-            log.exception("order %s: unexpected error", order.order_id)
-            exc = OrderflowError("internal_error", f"{type(exc_).__name__}: {exc_}")
+            exc = _as_error(exc_)
         if isinstance(exc, TransientError) and order.attempt < self._max_attempts:
             delay = retry_delay_ms(order.attempt)
             due = now_ms() + delay
-            restarted = await self._restart(cmd, order, exc.code, exc.message, due)
-            await self._schedule_retry(RetryRequest(cmd, restarted.attempt, due, delay, exc,
-                                                     ORIGIN.get()))
+            restarted = await self._restart(job, order, exc.code, exc.message, due)
+            await self._outbox.schedule_retry(RetryRequest(job.command, restarted.attempt, due,
+                                                           delay, exc, job.origin))
             return Outcome.RETRY_SCHEDULED
         message = exc.message
         if isinstance(exc, TransientError):
             message = f"{message} (gave up after {order.attempt} attempts)"
-        await self._fail(cmd, order, exc.code, message)
+        await self._fail(job, order, exc.code, message)
         return Outcome.FAILED
 
     # ---- one attempt ----
 
-    async def _attempt(self, cmd: ExecuteOrder, order: Order) -> Order:
-        loop = asyncio.get_running_loop()
-        try:
+    async def _attempt(self, job: Job, order: Order) -> Order:
+        async with _ending_attempt(order):
             # The journal knows no live transaction. Ask the chain too: a swap whose journal
             # rows were lost (a database restored from backup, a non-durable setting) must
             # be followed, never repeated.
             found = await self._history.landed_swap(order.order_id)
-        except (LeaseLost, EngineUnavailable):
-            raise
-        except Exception as exc:
-            raise _AttemptEnded(order, _as_error(exc)) from exc
         if found is not None:
-            return await self._adopt(cmd, order, found)
-        try:
+            return await self._adopt(job, order, found)
+        loop = asyncio.get_running_loop()
+        async with _ending_attempt(order) as at:
             t0 = loop.time()
-            await self._journal.advance(order.order_id, status="routing", attempt=order.attempt)
-            quotes, errors, retriable = await self._quote_all(order)
-            order = await self._advance(order, OrderQuoted(quotes, errors), cmd)
-            if not quotes:
-                detail = "; ".join(f"{venue}: {message}" for venue, message in errors)
-                if retriable:  # a venue was down, not unable: another attempt may route
-                    raise VenueUnavailable(message=f"no venue could quote: {detail}")
-                raise NoRoute(message=f"no venue could quote: {detail}")
-            best = routing.choose_best(quotes)
-            self._check_price(cmd, best, quotes)
-            self._metrics.quote_spread(best.venue, routing.spread_bps(quotes))
-            min_out = routing.min_out(best.out_amount, order.slippage_bps)
-            self._check_threshold(best, min_out)
-            self._metrics.venue_chosen(best.venue)
+            await self._journal.advance(order.order_id, status=OrderStatus.ROUTING,
+                                        attempt=order.attempt)
+            quotes = await self._router.quote_all(order)
+            order = at.order = await self._advance(order, OrderQuoted(quotes.quotes,
+                                                                      quotes.errors), job)
+            if not quotes.quotes:
+                raise quotes.unroutable()
+            route = self._router.choose(order, quotes.quotes,
+                                        max_price_impact_bps=job.command.max_price_impact_bps)
             self._timer.observe("routing", loop.time() - t0)
 
             t0 = loop.time()
-            await self._journal.advance(order.order_id, status="building", attempt=order.attempt)
-            order = await self._advance(order, OrderRouted(best.venue, best.out_amount, min_out),
-                                        cmd)
+            best, min_out = route.best, route.min_out
+            await self._journal.advance(order.order_id, status=OrderStatus.BUILDING,
+                                        attempt=order.attempt)
+            order = at.order = await self._advance(
+                order, OrderRouted(best.venue, best.out_amount, min_out), job)
             memo = order_memo(order.order_id)
             swap = await self._venues.swap_transaction(best, self._wallet_pubkey, memo=memo)
             signed = sign_as(swap.tx_bytes, self._wallet)
@@ -317,78 +292,65 @@ class OrderExecutor:
                 raise TransactionFailed(
                     "unsafe_transaction",
                     f"{best.venue}'s transaction does not carry the order's memo {memo!r}")
-            signature = str(signed.signatures[0])
-            raw = bytes(signed)
+            b = Broadcast(str(signed.signatures[0]), order.attempt, bytes(signed),
+                          swap.last_valid_block_height, best.venue.value, best.out_amount,
+                          min_out, None)
             await self._journal.record_broadcast(
-                order.order_id, attempt=order.attempt, signature=signature, tx=raw,
-                last_valid_block_height=swap.last_valid_block_height, venue=best.venue.value,
-                expected_out=best.out_amount, min_out=min_out)
+                order.order_id, attempt=order.attempt, signature=b.signature, tx=b.tx,
+                last_valid_block_height=b.last_valid_block_height, venue=b.venue,
+                expected_out=b.expected_out, min_out=b.min_out)
             self._timer.observe("building", loop.time() - t0)
             self._failpoints.hit("after_build")
-        except (LeaseLost, EngineUnavailable):
-            raise
-        except Exception as exc:
-            raise _AttemptEnded(order, _as_error(exc)) from exc
 
-        b = Broadcast(signature, order.attempt, raw, swap.last_valid_block_height,
-                      best.venue.value, best.out_amount, min_out, None)
         t0 = loop.time()
         try:
             await self._chain.send(signed)
-        except InsufficientFunds as exc:
-            await self._journal.close_broadcast(signature, "rejected")
-            raise _AttemptEnded(order, await self._shortfall(order, exc)) from exc
-        except PermanentError as exc:
-            # Preflight refused it: it was never forwarded, so it can never land.
-            await self._journal.close_broadcast(signature, "rejected")
-            raise _AttemptEnded(order, exc) from exc
-        except TransactionExpired as exc:
-            await self._journal.close_broadcast(signature, "rejected")
+        except (PermanentError, TransactionExpired) as exc:
+            # Refused before forwarding (preflight, unknown blockhash): it can never land.
+            await self._journal.close_broadcast(b.signature, BroadcastOutcome.REJECTED)
+            if isinstance(exc, InsufficientFunds):
+                exc = await self._shortfall(order, exc)
             raise _AttemptEnded(order, exc) from exc
         except TransientError:
             # It may or may not have reached the cluster: follow the signature.
             log.warning("order %s: send of %s unconfirmed; following the signature",
-                        order.order_id, signature)
+                        order.order_id, b.signature)
         self._failpoints.hit("after_broadcast")
         order = await self._advance(
-            order, OrderSubmitted(signature, swap.last_valid_block_height), cmd)
+            order, OrderSubmitted(b.signature, b.last_valid_block_height), job)
         self._timer.observe("submit", loop.time() - t0)
-        return await self._confirm(cmd, order, b)
+        return await self._confirm(job, order, b)
 
-    async def _confirm(self, cmd: ExecuteOrder, order: Order, b: Broadcast) -> Order:
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
+    async def _confirm(self, job: Job, order: Order, b: Broadcast) -> Order:
+        t0 = asyncio.get_running_loop().time()
         self._failpoints.hit("while_confirming")
         try:
             landed = await self._watcher.wait(b.signature, b.last_valid_block_height, b.tx)
         except TransactionExpired as exc:
-            await self._journal.close_broadcast(b.signature, "expired")
+            await self._journal.close_broadcast(b.signature, BroadcastOutcome.EXPIRED)
             raise _AttemptEnded(order, exc) from exc
         except EngineUnavailable:
             raise
         except OrderflowError as exc:
             raise _AttemptEnded(order, exc) from exc
-        return await self._settle(cmd, order, b.signature, landed, t0)
+        return await self._settle(job, order, b.signature, landed, t0)
 
-    async def _adopt(self, cmd: ExecuteOrder, order: Order, found: LandedSwap) -> Order:
+    async def _adopt(self, job: Job, order: Order, found: LandedSwap) -> Order:
         """Finish an order whose swap the chain shows landed though the journal has no
         record of it: publish what is true (submitted, then confirmed) from the chain."""
         log.warning("order %s: the chain shows its swap %s landed; the journal had no record "
-                    "of it; following it instead of swapping again", cmd.order_id,
+                    "of it; following it instead of swapping again", order.order_id,
                     found.signature)
         self._metrics.recovered_from_chain()
-        order = await self._advance(order, TransactionFound(found.signature), cmd)
-        return await self._settle(cmd, order, found.signature, Landed(found.slot, None),
+        order = await self._advance(order, TransactionFound(found.signature), job)
+        return await self._settle(job, order, found.signature, Landed(found.slot, None),
                                   asyncio.get_running_loop().time())
 
-    async def _settle(self, cmd: ExecuteOrder, order: Order, signature: str, landed: Landed,
+    async def _settle(self, job: Job, order: Order, signature: str, landed: Landed,
                       t0: float) -> Order:
-        loop = asyncio.get_running_loop()
         if landed.err is not None:
-            await self._journal.close_broadcast(signature, "landed")
-            if "6001" in landed.err:
-                raise SlippageExceeded(message=f"transaction {signature} failed: {landed.err}")
-            raise TransactionFailed(message=f"transaction {signature} failed: {landed.err}")
+            await self._journal.close_broadcast(signature, BroadcastOutcome.LANDED)
+            raise chain_error(landed.err, f"transaction {signature} failed")
         # The swap happened. From here no error may lead to another transaction: a failure
         # to read the balances is retried here, and if it persists the next attempt
         # resumes from this landed transaction (the journal refuses a new one).
@@ -397,65 +359,37 @@ class OrderExecutor:
         tin, tout = token_by_mint(order.token_in), token_by_mint(order.token_out)
         assert tin is not None and tout is not None
         price = executed_price(fill.amount_in, tin.decimals, fill.amount_out, tout.decimals)
-        self._recent.record(order.token_in, order.token_out, fill.amount_in, fill.amount_out)
-        self._timer.observe("confirm", loop.time() - t0)
+        self._router.recent.record(order.token_in, order.token_out, fill.amount_in,
+                                   fill.amount_out)
+        self._timer.observe("confirm", asyncio.get_running_loop().time() - t0)
         # Publish first, then mark terminal: a crash in between re-publishes the same event
         # (same eventId) from the landed transaction instead of losing it.
         done = apply(order, OrderConfirmed(signature, landed.slot, fill.amount_in,
                                            fill.amount_out, price))
-        final = await self._announce(done, cmd)
+        final = await self._status.announce(done, job.command)
         await self._journal.confirm(order.order_id, attempt=order.attempt,
                                     signature=signature, final_event=final.to_json())
-        self._metrics.end_to_end((now_ms() - cmd.submitted_at_ms) / 1000)
+        self._metrics.end_to_end((now_ms() - job.command.submitted_at_ms) / 1000)
         return done
 
     # ---- transitions ----
 
-    async def _advance(self, order: Order, event: OrderEvent, cmd: ExecuteOrder) -> Order:
+    async def _advance(self, order: Order, event: OrderEvent, job: Job) -> Order:
         order = apply(order, event)
-        await self._announce(order, cmd)
+        await self._status.announce(order, job.command)
         return order
 
-    async def _announce(self, order: Order, cmd: ExecuteOrder) -> StatusEvent:
-        """Publish the order's current status; the event as published is returned (the
-        journal keeps a terminal one, so a re-publication carries the same eventId and ts)."""
-        assert order.status is not None
-        event = StatusEvent.of(order, client_ref=cmd.client_ref)
-        await self._emit(event, order.status.terminal or order.status is OrderStatus.PENDING)
-        self._metrics.transition(order.status)
-        return event
-
-    async def _emit(self, event: StatusEvent, wait: bool) -> None:
-        """Publish a status event, riding out a short broker outage in place (events are
-        idempotent by id); a longer one raises :class:`BrokerUnavailable` to the caller,
-        which holds the order and resumes it from the journal later."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._publish_budget_s
-        delay = 0.2
-        while True:
-            try:
-                await self._publish(event, wait)
-                return
-            except BrokerUnavailable as exc:
-                if loop.time() + delay > deadline:
-                    raise
-                log.warning("order %s: publishing %s failed (%s); retrying in %.1fs",
-                            event.order_id, event.status, exc.message, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-
-    async def _restart(self, cmd: ExecuteOrder, order: Order, code: str, message: str,
+    async def _restart(self, job: Job, order: Order, code: str, message: str,
                        due_ms: int) -> Order:
         log.info("order %s: attempt %d ended (%s: %s); next attempt due in %d ms",
                  order.order_id, order.attempt, code, message, max(0, due_ms - now_ms()))
         resume_now = due_ms <= now_ms()  # else the retry topic brings it back: let go
-        await self._journal.advance(order.order_id, status="pending", attempt=order.attempt + 1,
-                                    retry_due_ms=due_ms, error=(code, message),
-                                    release=not resume_now)
-        return await self._advance(order, AttemptRestarted(code, message, due_ms), cmd)
+        await self._journal.advance(order.order_id, status=OrderStatus.PENDING,
+                                    attempt=order.attempt + 1, retry_due_ms=due_ms,
+                                    error=(code, message), release=not resume_now)
+        return await self._advance(order, AttemptRestarted(code, message, due_ms), job)
 
-    async def _fail(self, cmd: ExecuteOrder, order: Order, code: str, message: str) -> Order:
+    async def _fail(self, job: Job, order: Order, code: str, message: str) -> Order:
         if order.status is not None and order.status.terminal:
             return order
         if order.status is None:
@@ -463,13 +397,15 @@ class OrderExecutor:
         log.info("order %s failed at %s: %s %s", order.order_id, order.status, code, message)
         # Decide durably, then publish, dead-letter, and only then close the journal: a
         # crash in between resumes into this same failure, never into a new attempt.
-        await self._journal.advance(order.order_id, status="failed", attempt=order.attempt,
-                                    error=(code, message))
+        await self._journal.advance(order.order_id, status=OrderStatus.FAILED,
+                                    attempt=order.attempt, error=(code, message))
         done = apply(order, OrderFailed(code, message))
-        final = await self._announce(done, cmd)
-        await self._dead_letter(FailedOrder(cmd, code, message, order.attempt))
-        await self._journal.advance(order.order_id, status="failed", attempt=order.attempt,
-                                    terminal=True, final_event=final.to_json())
+        final = await self._status.announce(done, job.command)
+        await self._outbox.dead_letter(FailedOrder(job.command, code, message, order.attempt,
+                                                   job.origin))
+        await self._journal.advance(order.order_id, status=OrderStatus.FAILED,
+                                    attempt=order.attempt, terminal=True,
+                                    final_event=final.to_json())
         return done
 
     async def _shortfall(self, order: Order, exc: InsufficientFunds) -> InsufficientFunds:
@@ -508,52 +444,6 @@ class OrderExecutor:
                           doc.get("orderId") if isinstance(doc, dict) else "?", exc.message)
         return [cmd for cmd in found if cmd.order_id not in self._runs]
 
-    async def _quote_all(self, order: Order
-                         ) -> tuple[tuple[Quote, ...], QuoteErrors, bool]:
-        """Ask every venue concurrently; a venue that cannot quote is recorded, not fatal.
-
-        The flag says whether any failure was retriable (per the error tree).
-        """
-        results = await asyncio.gather(
-            *(self._venues.quote(v, order.token_in, order.token_out, order.amount_in,
-                                 order.slippage_bps) for v in self._enabled),
-            return_exceptions=True,
-        )
-        quotes: list[Quote] = []
-        errors: list[tuple[str, str]] = []
-        retriable = False
-        for venue, result in zip(self._enabled, results, strict=True):
-            if isinstance(result, Quote):
-                quotes.append(result)
-            elif isinstance(result, OrderflowError):
-                errors.append((venue.value, f"{result.code}: {result.message}"))
-                retriable = retriable or result.retriable
-            elif isinstance(result, BaseException):
-                if isinstance(result, asyncio.CancelledError):
-                    raise result
-                errors.append((venue.value, f"internal_error: {result!r}"))
-        return tuple(quotes), tuple(errors), retriable
-
-    def _check_price(self, cmd: ExecuteOrder, best: Quote, quotes: Sequence[Quote]) -> None:
-        """Refuse a quote far from the other venue or from recent fills, or whose price
-        impact exceeds the order's bound (pipeline/guards.py)."""
-        tin, tout = token_by_mint(cmd.token_in), token_by_mint(cmd.token_out)
-        assert tin is not None and tout is not None
-        check_price(best, quotes, limits=self._limits, decimals_in=tin.decimals,
-                    decimals_out=tout.decimals, max_price_impact_bps=cmd.max_price_impact_bps,
-                    recent_rate=self._recent.rate(cmd.token_in, cmd.token_out),
-                    symbols=(tin.symbol, tout.symbol))
-
-    @staticmethod
-    def _check_threshold(best: Quote, min_out: int) -> None:
-        """The venue must enforce at least our own minimum output."""
-        threshold = best.raw.get("otherAmountThreshold")
-        if threshold is not None and int(str(threshold)) < min_out:
-            raise TransactionFailed(
-                "unsafe_quote",
-                f"{best.venue} quote's otherAmountThreshold {threshold} is below our minOut "
-                f"{min_out}")
-
 
 class _AttemptEnded(Exception):
     """Carries the order as it stood when an attempt ended, with the reason."""
@@ -564,10 +454,28 @@ class _AttemptEnded(Exception):
         self.error = error
 
 
+class _ending_attempt:
+    """Turn any error in its block into :class:`_AttemptEnded` with the order as it stood
+    (``at.order`` follows the block's progress); lease loss and an unavailable journal or
+    broker pass through untouched: they are not the order's fault."""
+
+    def __init__(self, order: Order) -> None:
+        self.order = order
+
+    async def __aenter__(self) -> _ending_attempt:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: object) -> bool:
+        if exc is None or isinstance(exc, LeaseLost | EngineUnavailable | _AttemptEnded):
+            return False
+        if not isinstance(exc, Exception):
+            return False  # cancellation and the like
+        raise _AttemptEnded(self.order, _as_error(exc)) from exc
+
+
 def _as_error(exc: BaseException) -> OrderflowError:
     if isinstance(exc, OrderflowError):
         return exc
     log.error("unexpected error during an attempt", exc_info=exc)
     return OrderflowError("internal_error", f"{type(exc).__name__}: {exc}")
-
-

@@ -36,7 +36,7 @@ from decimal import Decimal, localcontext
 from fractions import Fraction
 
 from pipeline.errors import PriceImpactTooHigh, QuoteDeviation
-from pipeline.lifecycle import Quote
+from pipeline.model import Quote
 
 BPS = 10_000
 

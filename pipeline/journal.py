@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -26,48 +25,10 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from pipeline.errors import JournalUnavailable, OrderflowError
+from pipeline.errors import BroadcastConflict, JournalUnavailable, LeaseLost
 from pipeline.group_commit import GroupCommit
-
-
-class LeaseLost(OrderflowError):
-    """Another worker owns the order now; stop touching it (not retriable here)."""
-
-    default_code = "lease_lost"
-
-
-class BroadcastConflict(OrderflowError):
-    """An earlier transaction of this order may still land; a new one must not be sent."""
-
-    default_code = "broadcast_conflict"
-
-
-@dataclass(frozen=True, slots=True)
-class Execution:
-    order_id: str
-    command: dict[str, Any]
-    attempt: int
-    status: str
-    terminal: bool
-    retry_due_ms: int | None
-    error_code: str | None
-    error_message: str | None
-    owner: str | None
-    fresh: bool = False  # the claim created the row: no transaction can exist yet
-    final_event: dict[str, Any] | None = None  # the terminal status event as published
-
-
-@dataclass(frozen=True, slots=True)
-class Broadcast:
-    signature: str
-    attempt: int
-    tx: bytes
-    last_valid_block_height: int
-    venue: str
-    expected_out: int
-    min_out: int
-    outcome: str | None
-
+from pipeline.lifecycle import OrderStatus
+from pipeline.ports import Broadcast, BroadcastOutcome, Execution
 
 _Advance = tuple[str, int, datetime | None, str | None, str | None, bool, bool, Jsonb | None]
 """status, attempt, retry due, error code, error message, terminal, release the lease,
@@ -99,6 +60,10 @@ def _still_ours(order_ids: Sequence[str], updated: set[str]) -> dict[str, BaseEx
     return {oid: None if oid in updated else _lease_lost(oid) for oid in order_ids}
 
 
+def _outcome(value: str | None) -> BroadcastOutcome | None:
+    return None if value is None else BroadcastOutcome(value)
+
+
 def _jsonb(doc: dict[str, Any] | None) -> Jsonb | None:
     return None if doc is None else Jsonb(doc)
 
@@ -108,7 +73,7 @@ def _ms(ts: datetime | None) -> int | None:
 
 
 def _execution(row: dict[str, Any]) -> Execution:
-    return Execution(row["order_id"], row["command"], row["attempt"], row["status"],
+    return Execution(row["order_id"], row["command"], row["attempt"], OrderStatus(row["status"]),
                      row["terminal"], _ms(row["retry_due_at"]), row["error_code"],
                      row["error_message"], row["owner"], bool(row.get("inserted", False)),
                      row.get("final_event"))
@@ -194,7 +159,7 @@ class Journal:
                 "WHERE owner = %s AND order_id = ANY(%s) AND NOT terminal",
                 (self._lease, self.owner, list(order_ids)))
 
-    async def advance(self, order_id: str, *, status: str, attempt: int,
+    async def advance(self, order_id: str, *, status: OrderStatus, attempt: int,
                       retry_due_ms: int | None = None, error: tuple[str, str] | None = None,
                       terminal: bool = False, release: bool = False,
                       final_event: dict[str, Any] | None = None) -> None:
@@ -205,7 +170,8 @@ class Journal:
         """
         due = None if retry_due_ms is None else datetime.fromtimestamp(retry_due_ms / 1000, UTC)
         code, message = error if error else (None, None)
-        await self._advances.submit(order_id, (status, attempt, due, code, message, terminal,
+        await self._advances.submit(order_id, (status.value, attempt, due, code, message,
+                                               terminal,
                                                terminal or release, _jsonb(final_event)))
 
     async def _advance_batch(self, batch: Sequence[tuple[str, _Advance]]
@@ -243,7 +209,8 @@ class Journal:
                 "SELECT * FROM broadcasts WHERE order_id = %s ORDER BY created_at", (order_id,))
             return [Broadcast(r["signature"], r["attempt"], bytes(r["tx"]),
                               r["last_valid_block_height"], r["venue"], int(r["expected_out"]),
-                              int(r["min_out"]), r["outcome"]) for r in await cur.fetchall()]
+                              int(r["min_out"]), _outcome(r["outcome"]))
+                    for r in await cur.fetchall()]
 
     async def record_broadcast(self, order_id: str, *, attempt: int, signature: str, tx: bytes,
                                last_valid_block_height: int, venue: str, expected_out: int,
@@ -304,11 +271,11 @@ class Journal:
             updated = {row[0] for row in await cur.fetchall()}
         return _still_ours(ids, updated)
 
-    async def close_broadcast(self, signature: str, outcome: str) -> None:
-        """Record what became of a transaction: ``landed`` or ``expired`` (provably absent)."""
+    async def close_broadcast(self, signature: str, outcome: BroadcastOutcome) -> None:
+        """Record what became of a transaction (see :class:`BroadcastOutcome`)."""
         async with self._connection() as conn:
             await conn.execute("UPDATE broadcasts SET outcome = %s WHERE signature = %s",
-                               (outcome, signature))
+                               (outcome.value, signature))
 
     async def orphans(self, *, idle_s: float, limit: int = 100) -> list[dict[str, Any]]:
         """Non-terminal orders nobody is driving: lease expired (or none) and no update

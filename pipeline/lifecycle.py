@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from pipeline.errors import InvalidTransition
+from pipeline.model import Quote, Venue
 
 
 class OrderStatus(StrEnum):
@@ -36,11 +37,6 @@ class OrderStatus(StrEnum):
     @property
     def terminal(self) -> bool:
         return self in (OrderStatus.CONFIRMED, OrderStatus.FAILED)
-
-
-class Venue(StrEnum):
-    RAYDIUM = "raydium"
-    METEORA = "meteora"
 
 
 S = OrderStatus
@@ -62,21 +58,6 @@ def rank(status: OrderStatus, attempt: int) -> int:
     if status.terminal:
         return TERMINAL_RANK
     return attempt * 10 + _STAGE_RANK[status]
-
-
-@dataclass(frozen=True, slots=True)
-class Quote:
-    """One venue's answer for the order, in base units."""
-
-    venue: Venue
-    in_amount: int
-    out_amount: int
-    fee_amount: int
-    fee_mint: str
-    price_impact_pct: str
-    amm_key: str
-    context_slot: int
-    raw: dict[str, object] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
 
 # ---- events (past tense): the only inputs of ``apply`` ----

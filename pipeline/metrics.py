@@ -100,7 +100,8 @@ from solders.transaction import VersionedTransaction
 
 from pipeline.chain_history import PAGE, SignatureEntry
 from pipeline.errors import OrderflowError
-from pipeline.lifecycle import OrderStatus, Quote, Venue
+from pipeline.lifecycle import OrderStatus
+from pipeline.model import Quote, Venue
 from pipeline.reconcile import TxBalances
 from pipeline.solana_rpc import Chain
 from pipeline.topics import RETRY_DELAYS_MS

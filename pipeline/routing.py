@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pipeline.errors import InvalidOrder, NoRoute
-from pipeline.lifecycle import Quote, Venue
+from pipeline.model import Quote, Venue
 
 BPS = 10_000
 MAX_SLIPPAGE_BPS = 5_000

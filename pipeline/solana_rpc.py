@@ -27,12 +27,14 @@ from solders.transaction_status import TransactionConfirmationStatus
 
 from pipeline.chain_history import PAGE, SignatureEntry
 from pipeline.errors import (
+    AlreadyProcessed,
     InsufficientFunds,
     OrderflowError,
     RpcUnavailable,
     SlippageExceeded,
     TransactionExpired,
     TransactionFailed,
+    chain_error,
 )
 from pipeline.reconcile import TokenBalance, TxBalances
 from pipeline.rpc_transport import AiohttpTransport
@@ -104,12 +106,6 @@ def _error_text(exc: RPCException) -> str:
     return f"{message} ({err})" if err is not None else str(message)
 
 
-class AlreadyProcessed(OrderflowError):
-    """The cluster has this exact transaction already: follow its signature."""
-
-    default_code = "already_processed"
-
-
 def classify_send_error(text: str) -> OrderflowError:
     """Map a sendTransaction error to the engine's error tree."""
     lowered = text.lower()
@@ -117,12 +113,11 @@ def classify_send_error(text: str) -> OrderflowError:
         return AlreadyProcessed(message=text)
     if "blockhashnotfound" in lowered or "blockhash not found" in lowered:
         return TransactionExpired(message=text)
-    if ("insufficient" in lowered or "custom(1)" in lowered.replace(" ", "")
-            or "insufficientfundsforfee" in lowered):
+    if "insufficient" in lowered:
         return InsufficientFunds(message=text)
-    if "custom(6001)" in lowered.replace(" ", "") or "slippage" in lowered:
+    if "slippage" in lowered:
         return SlippageExceeded(message=text)
-    return TransactionFailed(message=text)
+    return chain_error(text)
 
 
 class RpcChain:

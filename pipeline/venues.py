@@ -13,8 +13,14 @@ from typing import Any, Protocol
 import aiohttp
 import orjson
 
-from pipeline.errors import NoRoute, SlippageExceeded, VenueUnavailable
-from pipeline.lifecycle import Quote, Venue
+from pipeline.errors import (
+    PROGRAM_ERRORS,
+    NoRoute,
+    SlippageExceeded,
+    TransactionFailed,
+    VenueUnavailable,
+)
+from pipeline.model import Quote, Venue
 
 DEX_LABELS: dict[Venue, str] = {Venue.RAYDIUM: "Raydium CPMM", Venue.METEORA: "Meteora DLMM"}
 
@@ -59,6 +65,17 @@ def parse_quote(venue: Venue, body: dict[str, Any]) -> Quote:
         raise VenueUnavailable(message=f"{venue} returned a malformed quote: {exc!r}") from None
 
 
+def check_enforced_min_out(quote: Quote, min_out: int) -> None:
+    """The venue's transaction must enforce at least our own minimum output: Jupiter's
+    ``otherAmountThreshold`` is the minimum its swap instruction will accept."""
+    threshold = quote.raw.get("otherAmountThreshold")
+    if threshold is not None and int(str(threshold)) < min_out:
+        raise TransactionFailed(
+            "unsafe_quote",
+            f"{quote.venue} quote's otherAmountThreshold {threshold} is below our minOut "
+            f"{min_out}")
+
+
 class JupiterVenues:
     """HTTP client for ``{base}/quote`` and ``{base}/swap``."""
 
@@ -90,7 +107,9 @@ class JupiterVenues:
         if status >= 400:
             code = str(doc.get("errorCode", ""))
             message = str(doc.get("error") or doc.get("message") or f"HTTP {status}")
-            if code == "6001" or "slippage" in message.lower():
+            if code.isdigit() and int(code) in PROGRAM_ERRORS:
+                raise PROGRAM_ERRORS[int(code)](message=f"{venue}: {message} ({code})")
+            if "slippage" in message.lower():
                 raise SlippageExceeded(message=f"{venue}: {message}")
             raise NoRoute(message=f"{venue}: {message} ({code or status})")
         return doc

@@ -19,7 +19,8 @@ import orjson
 from jsonschema import Draft202012Validator, validators
 
 from pipeline.errors import InvalidOrder
-from pipeline.lifecycle import Order, OrderStatus, Quote, rank
+from pipeline.lifecycle import Order, OrderStatus, rank
+from pipeline.model import Quote
 from pipeline.tokens import resolve_token
 
 ORDERS_SCHEMA_VERSION = 1

@@ -37,10 +37,9 @@ from pipeline.lifecycle import (
     OrderQuoted,
     OrderRouted,
     OrderSubmitted,
-    Quote,
-    Venue,
     apply,
 )
+from pipeline.model import Quote, Venue
 from pipeline.tokens import SOL, USDC
 from pipeline.topics import ORDER_STATUS, ORDERS
 from pipeline.wire import StatusEvent, decode_execute_order, now_ms, parse_iso_ms

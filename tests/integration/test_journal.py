@@ -19,7 +19,10 @@ from solders.message import Message
 from solders.system_program import TransferParams, transfer
 from solders.transaction import VersionedTransaction
 
-from pipeline.journal import BroadcastConflict, Journal, LeaseLost
+from pipeline.errors import BroadcastConflict, LeaseLost
+from pipeline.journal import Journal
+from pipeline.lifecycle import OrderStatus
+from pipeline.ports import BroadcastOutcome
 from sinks.migrate import migrate
 
 pytestmark = pytest.mark.integration
@@ -76,10 +79,11 @@ async def test_record_guard_lease_and_outcomes(pool: AsyncConnectionPool) -> Non
     with pytest.raises(BroadcastConflict, match=f"{first} \\(open\\)"):
         await _record(a, oid, _sig(), attempt=2)
 
-    await a.close_broadcast(first, "expired")  # provably dead: a new one may be built
+    # provably dead: a new one may be built
+    await a.close_broadcast(first, BroadcastOutcome.EXPIRED)
     second = _sig()
     await _record(a, oid, second, attempt=2)
-    await a.close_broadcast(second, "landed")
+    await a.close_broadcast(second, BroadcastOutcome.LANDED)
     with pytest.raises(BroadcastConflict, match=f"{second} \\(landed\\)"):
         await _record(a, oid, _sig(), attempt=3)
     assert [x.outcome for x in await a.broadcasts(oid)] == ["expired", "landed"]
@@ -141,7 +145,7 @@ async def test_one_batch_answers_each_order_on_its_own(pool: AsyncConnectionPool
     assert a._records.batches < a._records.calls  # they were group-committed
     records = [n for op, n in sizes if op == "record"]
     assert sum(records) == a._records.calls and max(records) > 1  # the metric saw the batches
-    await asyncio.gather(*(a.advance(oid, status="pending", attempt=3, release=True)
+    await asyncio.gather(*(a.advance(oid, status=OrderStatus.PENDING, attempt=3, release=True)
                            for oid in ids[:10]))
     for oid in ids[:10]:
         ex = await b.claim(oid, {"orderId": oid})  # released: b may take it now
@@ -169,7 +173,6 @@ async def test_an_unreadable_journal_row_does_not_stop_orphan_recovery(
                            ([good.order_id, bad_id],))
     unused: Any = None
     executor = OrderExecutor(venues=unused, chain=unused, watcher=unused, wallet=Keypair(),
-                             publish=unused, journal=Journal(pool, "sweeper"),
-                             schedule_retry=unused, dead_letter=unused)
+                             outbox=unused, journal=Journal(pool, "sweeper"))
     found = [cmd.order_id for cmd in await executor.orphans(idle_s=60)]
     assert good.order_id in found and bad_id not in found

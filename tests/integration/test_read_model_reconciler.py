@@ -15,14 +15,8 @@ import pytest
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from pipeline.lifecycle import (
-    OrderAccepted,
-    OrderConfirmed,
-    OrderFailed,
-    OrderStatus,
-    Venue,
-    apply,
-)
+from pipeline.lifecycle import OrderAccepted, OrderConfirmed, OrderFailed, OrderStatus, apply
+from pipeline.model import Venue
 from pipeline.wire import StatusEvent
 from sinks.migrate import migrate
 from sinks.postgres import PostgresStatusStore

@@ -22,10 +22,11 @@ from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
 from pipeline.chain_history import SignatureEntry
-from pipeline.errors import RpcUnavailable
-from pipeline.executor import FailedOrder, OrderExecutor, RetryRequest
-from pipeline.journal import Broadcast, BroadcastConflict, Execution, LeaseLost
-from pipeline.lifecycle import Quote, Venue
+from pipeline.errors import BroadcastConflict, LeaseLost, RpcUnavailable
+from pipeline.executor import OrderExecutor
+from pipeline.lifecycle import OrderStatus
+from pipeline.model import Quote, Venue
+from pipeline.ports import Broadcast, BroadcastOutcome, Execution, FailedOrder, RetryRequest
 from pipeline.reconcile import TokenBalance, TxBalances
 from pipeline.solana_rpc import Landed
 from pipeline.tokens import SOL, USDC
@@ -43,7 +44,7 @@ def market_order(order_id: str = "o-1", amount: int = 1_000_000_000) -> ExecuteO
 @dataclass
 class _Row:
     command: dict[str, Any]
-    status: str = "pending"
+    status: OrderStatus = OrderStatus.PENDING
     attempt: int = 1
     terminal: bool = False
     owner: str | None = None
@@ -108,7 +109,7 @@ class MemoryJournal:
     async def renew(self, order_ids: Sequence[str]) -> None:
         self._check()
 
-    async def advance(self, order_id: str, *, status: str, attempt: int,
+    async def advance(self, order_id: str, *, status: OrderStatus, attempt: int,
                       retry_due_ms: int | None = None, error: tuple[str, str] | None = None,
                       terminal: bool = False, release: bool = False,
                       final_event: dict[str, Any] | None = None) -> None:
@@ -136,23 +137,23 @@ class MemoryJournal:
                                min_out: int) -> None:
         self._check()
         row = self._mine(order_id)
-        live = [b for b in self.state.broadcasts.get(order_id, [])
-                if b.outcome in (None, "landed")]
+        live = [b for b in self.state.broadcasts.get(order_id, []) if b.live]
         if live:
             raise BroadcastConflict(message=f"order {order_id} already has {live[0].signature}")
         self.state.broadcasts.setdefault(order_id, []).append(Broadcast(
             signature, attempt, tx, last_valid_block_height, venue, expected_out, min_out, None))
-        row.status, row.attempt = "submitted", attempt
+        row.status, row.attempt = OrderStatus.SUBMITTED, attempt
 
     async def confirm(self, order_id: str, *, attempt: int, signature: str,
                       final_event: dict[str, Any]) -> None:
         self._check()
         row = self._mine(order_id)
-        await self.close_broadcast(signature, "landed")
-        row.status, row.attempt, row.terminal, row.owner = "confirmed", attempt, True, None
+        await self.close_broadcast(signature, BroadcastOutcome.LANDED)
+        row.status, row.attempt, row.terminal, row.owner = (OrderStatus.CONFIRMED, attempt, True,
+                                                            None)
         row.final_event = final_event
 
-    async def close_broadcast(self, signature: str, outcome: str) -> None:
+    async def close_broadcast(self, signature: str, outcome: BroadcastOutcome) -> None:
         self._check()
         for bs in self.state.broadcasts.values():
             for i, b in enumerate(bs):
@@ -282,7 +283,7 @@ class Outbox:
     fail_publish: Exception | None = None
     fail_status: str | None = None  # with fail_publish: only events entering this status
 
-    async def publish(self, event: StatusEvent, wait: bool) -> None:
+    async def publish(self, event: StatusEvent, *, wait: bool) -> None:
         await asyncio.sleep(0)
         if self.fail_publish is not None and self.fail_status in (None, event.status):
             raise self.fail_publish
@@ -317,7 +318,5 @@ def rig(*, state: JournalState | None = None, ledger: Ledger | None = None,
     outbox = Outbox()
     executor = OrderExecutor(
         venues=venues, chain=ledger, watcher=InstantWatcher(ledger),  # type: ignore[arg-type]
-        wallet=wallet, publish=outbox.publish, journal=journal,  # type: ignore[arg-type]
-        schedule_retry=outbox.schedule_retry, dead_letter=outbox.dead_letter,
-        publish_budget_s=publish_budget_s)
+        wallet=wallet, outbox=outbox, journal=journal, publish_budget_s=publish_budget_s)
     return Rig(executor, journal, ledger, venues, outbox)

@@ -17,7 +17,7 @@ from pipeline.guards import (
     price_impact,
     reported_impact,
 )
-from pipeline.lifecycle import Quote, Venue
+from pipeline.model import Quote, Venue
 
 R, M = Venue.RAYDIUM, Venue.METEORA
 SOL_IN = 1_500_000_000  # 1.5 SOL in lamports

@@ -32,10 +32,9 @@ from pipeline.lifecycle import (
     OrderQuoted,
     OrderRouted,
     OrderSubmitted,
-    Quote,
-    Venue,
     apply,
 )
+from pipeline.model import Quote, Venue
 from pipeline.tokens import SOL, USDC
 from pipeline.wire import StatusEvent
 

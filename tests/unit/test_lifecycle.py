@@ -19,12 +19,11 @@ from pipeline.lifecycle import (
     OrderRouted,
     OrderStatus,
     OrderSubmitted,
-    Quote,
     TransactionFound,
-    Venue,
     apply,
     rank,
 )
+from pipeline.model import Quote, Venue
 
 S = OrderStatus
 QUOTE = Quote(Venue.RAYDIUM, 10, 20, 1, "m", "0", "amm", 5)

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import pipeline.metrics as metrics_module
 from pipeline.errors import RpcUnavailable, VenueUnavailable
-from pipeline.lifecycle import OrderStatus, Quote, Venue
+from pipeline.lifecycle import OrderStatus
 from pipeline.metrics import (
     RPC_METHODS,
     STAGES,
@@ -25,6 +25,7 @@ from pipeline.metrics import (
     InstrumentedVenues,
     faust_consumer_lag,
 )
+from pipeline.model import Quote, Venue
 from pipeline.reconcile import TxBalances
 from pipeline.venues import SwapTransaction
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.errors import InvalidOrder, NoRoute
-from pipeline.lifecycle import Quote, Venue
+from pipeline.model import Quote, Venue
 from pipeline.routing import choose_best, min_out, spread_bps
 
 
