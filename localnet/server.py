@@ -1,13 +1,16 @@
 """``orderflow localnet``: a Solana cluster we run ourselves, and its market, in one process.
 
-The JSON-RPC server (LiteSVM underneath) listens on ``localnet_rpc_port`` and the
-Jupiter-shaped market on ``localnet_venue_port``. They share one :class:`Chain`
+The JSON-RPC server (LiteSVM underneath) listens on ``config.rpc_port`` and the
+Jupiter-shaped market on ``config.venue_port``. They share one :class:`Chain`
 so the market sees every transaction land and settles its books.
 
-Fault switches start from ``ORDERFLOW_FAULTS`` (off when unset) and are changed at
-runtime with ``/admin/faults`` on either server; see :mod:`localnet.faults`. Those, the
-clock and the faucet answer loopback clients with the admin token only; see
+Fault switches start from ``config.faults`` (``ORDERFLOW_FAULTS``; off when unset) and are
+changed at runtime with ``/admin/faults`` on either server; see :mod:`localnet.faults`.
+Those, the clock and the faucet answer loopback clients with the admin token only; see
 :mod:`localnet.admin`.
+
+The configuration is a :class:`~localnet.config.LocalnetConfig` built by the caller (the
+``orderflow`` command); this package imports nothing of the engine.
 """
 
 from __future__ import annotations
@@ -20,23 +23,23 @@ from aiohttp import web
 
 from localnet import admin
 from localnet.chain import Chain
+from localnet.config import LocalnetConfig, LocalnetConfigError
 from localnet.faults import FaultConfigError, RpcFaults, VenueFaults, parse_env
 from localnet.market import Market, build_market_app
 from localnet.rpc import build_rpc_app
-from orderflow.settings import Settings
-from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 
-async def serve(settings: Settings, *, fund: list[str] | None = None) -> None:
+async def serve(config: LocalnetConfig, *, fund: list[str] | None = None) -> None:
+    """Run the localnet until SIGTERM/SIGINT; :class:`LocalnetConfigError` if it cannot start."""
     try:
-        rpc_faults, venue_faults = parse_env(settings.localnet_faults)
+        rpc_faults, venue_faults = parse_env(config.faults)
     except FaultConfigError as exc:
-        raise ConfigError(message=f"ORDERFLOW_FAULTS: {exc}") from None
-    token, token_file = admin.resolve_token(settings.localnet_admin_token, settings.data_dir)
-    chain = Chain(slot_ms=settings.localnet_slot_ms)
-    market = Market(chain, seed=settings.localnet_seed, drift_bps=settings.localnet_drift_bps)
+        raise LocalnetConfigError(f"ORDERFLOW_FAULTS: {exc}") from None
+    token, token_file = admin.resolve_token(config.admin_token, config.data_dir)
+    chain = Chain(slot_ms=config.slot_ms)
+    market = Market(chain, seed=config.seed, drift_bps=config.drift_bps)
     for owner in fund or []:
         market.faucet(owner)
         log.info("funded %s with SOL, USDC and USDT", owner)
@@ -44,18 +47,17 @@ async def serve(settings: Settings, *, fund: list[str] | None = None) -> None:
     clock = asyncio.create_task(chain.run_clock(), name="localnet-clock")
     try:
         apps = ((build_rpc_app(chain, RpcFaults(chain, rpc_faults), admin_token=token),
-                 settings.localnet_rpc_port),
+                 config.rpc_port),
                 (build_market_app(market, faults=VenueFaults(venue_faults), admin_token=token),
-                 settings.localnet_venue_port))
+                 config.venue_port))
         for app, port in apps:
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
-            await web.TCPSite(runner, settings.http_host, port).start()
+            await web.TCPSite(runner, config.host, port).start()
             runners.append(runner)
         log.info("localnet RPC on http://%s:%d, market on http://%s:%d/swap/v1 (slot %d ms, "
-                 "drift %d bps)", settings.http_host, settings.localnet_rpc_port,
-                 settings.http_host, settings.localnet_venue_port, settings.localnet_slot_ms,
-                 settings.localnet_drift_bps)
+                 "drift %d bps)", config.host, config.rpc_port, config.host, config.venue_port,
+                 config.slot_ms, config.drift_bps)
         log.info("fault switches: /admin/faults on both servers (%s), clock: /admin/clock on "
                  "the RPC", "set from ORDERFLOW_FAULTS" if rpc_faults.active
                  or venue_faults.active else "all off")

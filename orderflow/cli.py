@@ -72,9 +72,13 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         return run_worker(settings, frozenset(args.role or ("executor", "sinks")))
     if args.command == "localnet":
+        from localnet.config import LocalnetConfigError
         from localnet.server import serve as serve_localnet
 
-        asyncio.run(serve_localnet(settings, fund=list(args.fund)))
+        try:
+            asyncio.run(serve_localnet(settings.localnet_config(), fund=list(args.fund)))
+        except LocalnetConfigError as exc:
+            raise ConfigError(message=str(exc)) from None
         return 0
     if args.command == "bench":
         from orderflow.bench import run_bench

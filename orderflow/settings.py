@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from localnet.config import LocalnetConfig
 from pipeline.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -183,3 +184,30 @@ class Settings:
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def ingress_config(self) -> IngressConfig:
+        """What ``orderflow ingress`` runs with; needs the broker and the database."""
+        from ingress.config import IngressConfig
+
+        self.require("kafka_bootstrap", "database_url")
+        assert self.kafka_bootstrap is not None and self.database_url is not None
+        return IngressConfig(
+            bootstrap=self.kafka_bootstrap, database_url=self.database_url,
+            host=self.http_host, port=self.http_port, rpc_url=self.solana_rpc_url,
+            ui_dir=self.ui_dir, allowed_origins=self.allowed_origins,
+            orders_partitions=self.orders_partitions,
+            status_partitions=self.status_partitions, app_id=self.app_id)
+
+    def localnet_config(self) -> LocalnetConfig:
+        """The localnet's own configuration (it reads nothing of the engine's settings)."""
+        return LocalnetConfig(
+            host=self.http_host,
+            rpc_port=self.localnet_rpc_port,
+            venue_port=self.localnet_venue_port,
+            slot_ms=self.localnet_slot_ms,
+            drift_bps=self.localnet_drift_bps,
+            seed=self.localnet_seed,
+            faults=self.localnet_faults,
+            admin_token=self.localnet_admin_token,
+            data_dir=self.data_dir,
+        )

@@ -1,0 +1,39 @@
+"""The localnet's own configuration, handed to :func:`localnet.server.serve` by its caller.
+
+The localnet is the simulated outside world and imports nothing of the engine, so it does not
+read the engine's settings: the top layer (``orderflow``) builds a :class:`LocalnetConfig`
+from its environment and passes it down. A configuration the localnet cannot use raises
+:class:`LocalnetConfigError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class LocalnetConfigError(ValueError):
+    """A localnet configuration that cannot be used; the message names the setting."""
+
+
+@dataclass(frozen=True, slots=True)
+class LocalnetConfig:
+    host: str = "127.0.0.1"
+    rpc_port: int = 8899
+    venue_port: int = 8090
+    slot_ms: int = 400
+    drift_bps: int = 20  # the market's random-walk step; 0 = off
+    seed: int | None = None  # of the market's random walk; None = random
+    faults: str | None = None  # fault switches, JSON or @file: see docs/faults.md
+    admin_token: str | None = dataclasses.field(default=None, repr=False)  # never logged
+    data_dir: Path = Path(".orderflow")  # where a generated admin token is written
+
+    def __post_init__(self) -> None:
+        for name in ("rpc_port", "venue_port"):
+            if not 0 <= getattr(self, name) <= 65535:
+                raise LocalnetConfigError(f"{name} must be a port (0-65535)")
+        if self.slot_ms <= 0:
+            raise LocalnetConfigError("slot_ms must be positive")
+        if self.drift_bps < 0:
+            raise LocalnetConfigError("drift_bps must not be negative")
