@@ -158,7 +158,7 @@ class Verdict:
     def add(self, what: str, example: Any) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
         cases = self.examples.setdefault(what, [])
-        if len(cases) < 20:
+        if len(cases) < 60:
             cases.append(example)
 
 

@@ -10,7 +10,6 @@ thread that forked a child exits, and restarts must not block the event loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import secrets
@@ -23,8 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from orderflow import embedded
-from orderflow.embedded import EmbeddedProcess, create_topics, spawn_child
-from pipeline.topics import topic_specs
+from orderflow.embedded import EmbeddedProcess, spawn_child
 from sinks.migrate import migrate
 from tests.cluster import Cluster
 from tests.helpers import free_port, wait_until
@@ -174,10 +172,6 @@ class Stack:
                         log.exception("restarting %s failed; trying again", name)
                         self._down.discard(name)
             await asyncio.sleep(0.5)
-
-    async def ensure_topics(self) -> None:
-        with contextlib.suppress(Exception):
-            await create_topics(self.c.broker, topic_specs(8, 8))
 
     def all_running(self) -> bool:
         return all(p.running() for p in self.procs.values())
