@@ -44,9 +44,9 @@ from ingress.responses import error_response
 from ingress.status_feed import StatusFeed
 from ingress.tasks import spawn
 from ingress.ws_api import WebSocketApi
-from orderflow.embedded import create_topics
 from orderflow.settings import Settings
 from pipeline.errors import InvalidOrder, TransientError
+from pipeline.topic_admin import create_topics
 from pipeline.topics import topic_specs
 
 log = logging.getLogger(__name__)

@@ -1416,7 +1416,7 @@ async def broker_ceiling(bootstrap: str, partitions: int, messages: int, size: i
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
 
-    from orderflow.embedded import create_topics
+    from pipeline.topic_admin import create_topics
     from pipeline.topics import TopicSpec
 
     topic = f"orderflow-bench-scratch-{uuid.uuid4().hex[:8]}"
@@ -1602,7 +1602,8 @@ class EmbeddedStack:
         from psycopg import sql
         from solders.keypair import Keypair
 
-        from orderflow.embedded import create_topics, free_port, spawn_child, start_broker
+        from orderflow.embedded import free_port, spawn_child, start_broker
+        from pipeline.topic_admin import create_topics
         from pipeline.topics import topic_specs
         from pipeline.wallet import write_keypair
         from sinks.migrate import migrate

@@ -26,8 +26,7 @@ from typing import Any
 
 from solders.keypair import Keypair
 
-from orderflow.embedded import EmbeddedProcess, spawn_child, start_postgres
-from orderflow.embedded_s3 import start_durable_broker
+from orderflow.embedded import EmbeddedProcess, spawn_child, start_durable_broker, start_postgres
 from orderflow.settings import Settings, redact
 from pipeline.errors import ConfigError
 from pipeline.wallet import load_keypair, write_keypair

@@ -39,7 +39,7 @@ EXIT_STOP_TIMEOUT = 70  # EX_SOFTWARE: asked to stop, still hanging after STOP_G
 
 
 async def prepare(settings: Settings, roles: frozenset[str]) -> None:
-    from orderflow.embedded import create_topics
+    from pipeline.topic_admin import create_topics
 
     assert settings.kafka_bootstrap
     await create_topics(settings.kafka_bootstrap,

@@ -28,8 +28,9 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 
 from localnet.admin import auth_headers, read_token
-from orderflow.embedded import EmbeddedProcess, create_topics, spawn_child
+from orderflow.embedded import EmbeddedProcess, spawn_child
 from pipeline.tokens import SOL, USDC, USDT
+from pipeline.topic_admin import create_topics
 from pipeline.topics import topic_specs
 from pipeline.wallet import write_keypair
 from pipeline.wire import ExecuteOrder

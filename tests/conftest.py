@@ -4,7 +4,7 @@
                   an embedded Tansu broker on a free port, started once per session, on
                   MEMORY storage (fast; nothing survives a kill): for tests that never
                   kill the broker. Tests that kill it start their own durable one with
-                  ``orderflow.embedded_s3.start_durable_broker``.
+                  ``orderflow.embedded.start_durable_broker``.
 ``own_broker``, ``own_database_url``: the same, but per test, for tests whose workers
 must not see what other tests left behind (unfinished orders on shared topics, journal rows).
 ``database_url``  DSN of a fresh database ``orderflow_test_<random>`` (dropped at the

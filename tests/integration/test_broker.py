@@ -11,7 +11,7 @@ points at a real Kafka): a 4-partition topic fed by a batching aiokafka producer
 Each asserts that every produced key was processed at least once and that the group's
 committed offsets reach the end of every partition, the end being taken from the
 producer's own RecordMetadata (Tansu's ListOffsets(latest) is low after multi-record
-batches; see ``orderflow/embedded.py``).
+batches; see ``orderflow/embedded/broker.py``).
 
 What we found about faust 0.15.3 on Tansu (the settings that matter):
 
@@ -58,7 +58,8 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from orderflow.embedded import EmbeddedProcess, create_topics, spawn_child
+from orderflow.embedded import EmbeddedProcess, spawn_child
+from pipeline.topic_admin import create_topics
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.integration

@@ -17,8 +17,9 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from ingress.app import running_ingress
-from orderflow.embedded import EmbeddedProcess, create_topics, start_broker
+from orderflow.embedded import EmbeddedProcess, start_broker
 from orderflow.settings import Settings
+from pipeline.topic_admin import create_topics
 from pipeline.topics import ORDERS, topic_specs
 from tests.helpers import free_port, wait_until
 from tests.integration.test_ingress_kafka import schema_dsn

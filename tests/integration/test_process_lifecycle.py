@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from orderflow.embedded import EmbeddedProcess, spawn_child
-from orderflow.embedded_s3 import DurableBroker, start_durable_broker
+from orderflow.embedded import DurableBroker, EmbeddedProcess, spawn_child, start_durable_broker
 from pipeline.tokens import SOL, USDC
 from pipeline.wire import ExecuteOrder, now_ms
 from sinks.migrate import migrate
