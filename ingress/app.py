@@ -42,10 +42,10 @@ from ingress.pg_workers import PostgresWorkerRegistry
 from ingress.ports import OrderBus, OrderStore, WorkerRegistry
 from ingress.responses import error_response
 from ingress.status_feed import StatusFeed
-from ingress.tasks import spawn
 from ingress.ws_api import WebSocketApi
 from orderflow.settings import Settings
 from pipeline.errors import InvalidOrder, TransientError
+from pipeline.tasks import spawn
 from pipeline.topic_admin import create_topics
 from pipeline.topics import topic_specs
 

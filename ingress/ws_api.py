@@ -44,9 +44,9 @@ from ingress.orders_api import MAX_BODY_BYTES, ORDER_ID
 from ingress.ports import OrderStore
 from ingress.responses import error_body, error_response
 from ingress.status_stream import StatusStream
-from ingress.tasks import spawn
 from pipeline.errors import InvalidOrder, TransientError
 from pipeline.lifecycle import OrderStatus, rank
+from pipeline.tasks import spawn
 from pipeline.wire import now_ms
 
 log = logging.getLogger(__name__)

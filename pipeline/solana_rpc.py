@@ -38,6 +38,7 @@ from pipeline.errors import (
 )
 from pipeline.reconcile import TokenBalance, TxBalances
 from pipeline.rpc_transport import AiohttpTransport
+from pipeline.tasks import spawn
 from pipeline.tokens import WSOL_MINT
 
 log = logging.getLogger(__name__)
@@ -271,8 +272,7 @@ class ConfirmationWatcher:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="confirmation-watcher")
-            self._task.add_done_callback(_log_task_end)
+            self._task = spawn(self._run(), name="confirmation-watcher")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -361,8 +361,3 @@ class ConfirmationWatcher:
                 slot, err, level = result
                 if err is not None or level >= self._wanted:
                     fut.set_result(Landed(slot, err))
-
-
-def _log_task_end(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("task %s failed", task.get_name(), exc_info=task.exception())
