@@ -1,7 +1,7 @@
 # orderflow developer entry points. Everything runs from the project's own .venv.
 #
 #   make test         install (when needed), ruff, mypy, the whole pytest suite
-#   make lint         ruff + mypy only
+#   make lint         ruff + mypy + the import-layer contracts (import-linter)
 #   make up           the whole system on embedded defaults (orderflow up)
 #   make bench        orderflow bench (BENCH_ARGS="--orders 2000 --via kafka --out b.json")
 #   make constraints  re-pin constraints.txt from .venv
@@ -33,6 +33,7 @@ install: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest -q

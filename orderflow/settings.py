@@ -16,7 +16,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ingress.config import IngressConfig
 from localnet.config import LocalnetConfig
+from pipeline.config import BrokerConfig, ExecutorConfig
 from pipeline.errors import ConfigError
+from sinks.status_sink import SinkConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -185,6 +187,35 @@ class Settings:
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def broker_config(self) -> BrokerConfig:
+        """The worker's faust app over the broker (every role)."""
+        self.require("kafka_bootstrap")
+        assert self.kafka_bootstrap is not None
+        return BrokerConfig(
+            bootstrap=self.kafka_bootstrap, app_id=self.app_id, data_dir=self.data_dir,
+            orders_partitions=self.orders_partitions,
+            rebalance_timeout_s=self.rebalance_timeout_s,
+            session_timeout_s=self.session_timeout_s, fetch_max_wait_ms=self.fetch_max_wait_ms)
+
+    def executor_config(self) -> ExecutorConfig:
+        """The executor role: needs the database, the RPC, the venue and the wallet."""
+        s = self.require("database_url", "solana_rpc_url", "venue_url", "wallet")
+        assert s.database_url and s.solana_rpc_url and s.venue_url and s.wallet
+        return ExecutorConfig(
+            database_url=s.database_url, solana_rpc_url=s.solana_rpc_url,
+            venue_url=s.venue_url, wallet=s.wallet, max_in_flight=s.max_in_flight,
+            max_attempts=s.max_attempts, lease_s=s.lease_s, rebroadcast_ms=s.rebroadcast_ms,
+            confirm_poll_ms=s.confirm_poll_ms, commitment=s.commitment,
+            failpoints=s.failpoints, max_price_impact_bps=s.max_price_impact_bps,
+            max_venue_deviation_bps=s.max_venue_deviation_bps,
+            max_recent_deviation_bps=s.max_recent_deviation_bps)
+
+    def sink_config(self) -> SinkConfig:
+        """The sinks role: needs the database."""
+        self.require("database_url")
+        assert self.database_url is not None
+        return SinkConfig(database_url=self.database_url)
 
     def ingress_config(self) -> IngressConfig:
         """What ``orderflow ingress`` runs with; needs the broker and the database."""

@@ -5,7 +5,7 @@ without a bound, for every delivered message to be acknowledged before it stops 
 services, and an order is acknowledged only once terminal (a confirmation can take
 many seconds), so a stop request used to hang until SIGKILL. On a stop signal the
 worker therefore tells faust not to wait for its streams: the executor's own bounded
-drain (``Engine.on_stop`` in :mod:`pipeline.app`) lets in-flight orders finish, and
+drain (``Engine.on_stop`` in :mod:`pipeline.engine`) lets in-flight orders finish, and
 whatever is still running then is redelivered to the next owner (the journal keeps
 that idempotent). The process exits 0 once stopped; if anything still hangs after
 :data:`STOP_GRACE_S` it logs what and exits :data:`EXIT_STOP_TIMEOUT`.
@@ -29,6 +29,8 @@ import faust
 from orderflow.settings import Settings
 from pipeline import topics
 from pipeline.app import build_app
+from pipeline.metrics import EngineMetrics
+from sinks.status_sink import register as register_sinks
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +87,15 @@ class _Worker(faust.Worker):
 
 
 def run_worker(settings: Settings, roles: frozenset[str]) -> int:
-    needed = ["kafka_bootstrap"]
-    if "executor" in roles:
-        needed += ["solana_rpc_url", "venue_url", "wallet"]
-    needed.append("database_url")  # executor: the journal; sinks: the read model
-    settings.require(*needed)
+    settings.require("kafka_bootstrap", "database_url")  # the journal; the read model
+    assert settings.database_url is not None
+    executor = settings.executor_config() if "executor" in roles else None
+    sinks = settings.sink_config() if "sinks" in roles else None
     asyncio.run(prepare(settings, roles))
-    app = build_app(settings, roles)
+    app = build_app(settings.broker_config(), roles=roles, database_url=settings.database_url,
+                    executor=executor)
+    if sinks is not None:
+        register_sinks(app, sinks, metrics=EngineMetrics.default())
     if settings.worker_metrics_port:
         from prometheus_client import start_http_server
 

@@ -26,6 +26,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 from solders.keypair import Keypair
 
+from pipeline.attempt_end import AttemptEnded, as_order_error, ending_attempt
 from pipeline.chain_history import LandedSwap, WalletHistory, has_memo, order_memo
 from pipeline.errors import (
     EngineUnavailable,
@@ -235,12 +236,12 @@ class OrderExecutor:
         try:
             done = await work
             return Outcome.CONFIRMED if done.status is OrderStatus.CONFIRMED else Outcome.FAILED
-        except _AttemptEnded as ended:
+        except AttemptEnded as ended:
             order, exc = ended.order, ended.error
         except (LeaseLost, EngineUnavailable):
             raise  # not the order's fault: the caller holds the order and runs it again
         except Exception as exc_:  # a bug must still end the order visibly
-            exc = _as_error(exc_)
+            exc = as_order_error(exc_)
         if isinstance(exc, TransientError) and order.attempt < self._max_attempts:
             delay = retry_delay_ms(order.attempt)
             due = now_ms() + delay
@@ -257,7 +258,7 @@ class OrderExecutor:
     # ---- one attempt ----
 
     async def _attempt(self, job: Job, order: Order) -> Order:
-        async with _ending_attempt(order):
+        async with ending_attempt(order):
             # The journal knows no live transaction. Ask the chain too: a swap whose journal
             # rows were lost (a database restored from backup, a non-durable setting) must
             # be followed, never repeated.
@@ -265,7 +266,7 @@ class OrderExecutor:
         if found is not None:
             return await self._adopt(job, order, found)
         loop = asyncio.get_running_loop()
-        async with _ending_attempt(order) as at:
+        async with ending_attempt(order) as at:
             t0 = loop.time()
             await self._journal.advance(order.order_id, status=OrderStatus.ROUTING,
                                         attempt=order.attempt)
@@ -310,7 +311,7 @@ class OrderExecutor:
             await self._journal.close_broadcast(b.signature, BroadcastOutcome.REJECTED)
             if isinstance(exc, InsufficientFunds):
                 exc = await self._shortfall(order, exc)
-            raise _AttemptEnded(order, exc) from exc
+            raise AttemptEnded(order, exc) from exc
         except TransientError:
             # It may or may not have reached the cluster: follow the signature.
             log.warning("order %s: send of %s unconfirmed; following the signature",
@@ -328,11 +329,11 @@ class OrderExecutor:
             landed = await self._watcher.wait(b.signature, b.last_valid_block_height, b.tx)
         except TransactionExpired as exc:
             await self._journal.close_broadcast(b.signature, BroadcastOutcome.EXPIRED)
-            raise _AttemptEnded(order, exc) from exc
+            raise AttemptEnded(order, exc) from exc
         except EngineUnavailable:
             raise
         except OrderflowError as exc:
-            raise _AttemptEnded(order, exc) from exc
+            raise AttemptEnded(order, exc) from exc
         return await self._settle(job, order, b.signature, landed, t0)
 
     async def _adopt(self, job: Job, order: Order, found: LandedSwap) -> Order:
@@ -443,39 +444,3 @@ class OrderExecutor:
                 log.error("journal row %s holds an unreadable command (%s); not resumed",
                           doc.get("orderId") if isinstance(doc, dict) else "?", exc.message)
         return [cmd for cmd in found if cmd.order_id not in self._runs]
-
-
-class _AttemptEnded(Exception):
-    """Carries the order as it stood when an attempt ended, with the reason."""
-
-    def __init__(self, order: Order, error: OrderflowError) -> None:
-        super().__init__(error.message)
-        self.order = order
-        self.error = error
-
-
-class _ending_attempt:
-    """Turn any error in its block into :class:`_AttemptEnded` with the order as it stood
-    (``at.order`` follows the block's progress); lease loss and an unavailable journal or
-    broker pass through untouched: they are not the order's fault."""
-
-    def __init__(self, order: Order) -> None:
-        self.order = order
-
-    async def __aenter__(self) -> _ending_attempt:
-        return self
-
-    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                        tb: object) -> bool:
-        if exc is None or isinstance(exc, LeaseLost | EngineUnavailable | _AttemptEnded):
-            return False
-        if not isinstance(exc, Exception):
-            return False  # cancellation and the like
-        raise _AttemptEnded(self.order, _as_error(exc)) from exc
-
-
-def _as_error(exc: BaseException) -> OrderflowError:
-    if isinstance(exc, OrderflowError):
-        return exc
-    log.error("unexpected error during an attempt", exc_info=exc)
-    return OrderflowError("internal_error", f"{type(exc).__name__}: {exc}")

@@ -18,7 +18,10 @@ offset beyond the lowest offset the engine still holds (:class:`HeldOffsets`).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
+
+from pipeline.metrics import LagReading, LagSource
 
 HeldKey = tuple[str, int]
 
@@ -118,3 +121,42 @@ def shorten_fetch_wait(ms: int) -> None:
         return consumer
 
     AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]
+
+
+def faust_consumer_lag(app: Any) -> LagSource:
+    """A :data:`LagSource` over a faust app's consumer: for each assigned partition,
+    highwater minus the committed offset (or, before the first commit, the read position);
+    the group is the app's id.
+
+    Runs on the metrics server's thread: it only reads the consumer's cached state (the
+    highwater of the last fetch response, the offsets faust committed) and never creates
+    the consumer. Partitions not fetched yet are left out.
+    """
+
+    def read() -> Iterator[LagReading]:
+        group = str(app.conf.id)
+        consumer = getattr(app, "_consumer", None)
+        if consumer is None:
+            return
+        try:
+            assigned = list(consumer.assignment())
+        except Exception:  # not started, or stopping
+            return
+        committed = getattr(consumer, "_committed_offset", {})
+        read_offset = getattr(consumer, "_read_offset", {})
+        for tp in assigned:
+            try:
+                highwater = consumer.highwater(tp)
+            except Exception:  # revoked between assignment() and now
+                continue
+            if highwater is None:
+                continue
+            position = committed.get(tp)
+            if position is None:
+                last_read = read_offset.get(tp)
+                position = None if last_read is None else last_read + 1
+            if position is None:
+                continue
+            yield group, tp.topic, tp.partition, max(0, int(highwater) - int(position))
+
+    return read

@@ -90,22 +90,14 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
-from solders.transaction import VersionedTransaction
 
-from pipeline.chain_history import PAGE, SignatureEntry
-from pipeline.errors import OrderflowError
 from pipeline.lifecycle import OrderStatus
-from pipeline.model import Quote, Venue
-from pipeline.reconcile import TxBalances
-from pipeline.solana_rpc import Chain
+from pipeline.model import Venue
 from pipeline.topics import RETRY_DELAYS_MS
-from pipeline.venues import SwapTransaction, Venues
 
 log = logging.getLogger(__name__)
 
@@ -396,120 +388,3 @@ class EngineMetrics:
         self.in_flight.set_function(orders)
         if confirmations is not None:
             self.confirmations_pending.set_function(confirmations)
-
-
-def error_code_of(exc: BaseException) -> str:
-    return exc.code if isinstance(exc, OrderflowError) else "internal_error"
-
-
-class InstrumentedVenues:
-    """:class:`~pipeline.venues.Venues` that records quote latency and errors per venue."""
-
-    def __init__(self, inner: Venues, metrics: EngineMetrics) -> None:
-        self._inner = inner
-        self._metrics = metrics
-
-    async def quote(self, venue: Venue, input_mint: str, output_mint: str, amount: int,
-                    slippage_bps: int) -> Quote:
-        t0 = time.perf_counter()
-        try:
-            quote = await self._inner.quote(venue, input_mint, output_mint, amount,
-                                            slippage_bps)
-        except Exception as exc:
-            self._metrics.quote(venue, time.perf_counter() - t0, error_code_of(exc))
-            raise
-        self._metrics.quote(venue, time.perf_counter() - t0)
-        return quote
-
-    async def swap_transaction(self, quote: Quote, user_public_key: str, *,
-                               memo: str | None = None) -> SwapTransaction:
-        return await self._inner.swap_transaction(quote, user_public_key, memo=memo)
-
-
-class InstrumentedChain:
-    """:class:`~pipeline.solana_rpc.Chain` that records latency and errors per RPC method."""
-
-    def __init__(self, inner: Chain, metrics: EngineMetrics) -> None:
-        self._inner = inner
-        self._metrics = metrics
-
-    async def _timed(self, method: str, call: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            result = await call
-        except Exception as exc:
-            self._metrics.rpc(method, time.perf_counter() - t0, error_code_of(exc))
-            raise
-        self._metrics.rpc(method, time.perf_counter() - t0)
-        return result
-
-    async def send(self, tx: VersionedTransaction) -> str:
-        result: str = await self._timed("sendTransaction", self._inner.send(tx))
-        return result
-
-    async def resend(self, tx_bytes: bytes) -> None:
-        await self._timed("sendTransaction", self._inner.resend(tx_bytes))
-
-    async def block_height(self) -> int:
-        result: int = await self._timed("getBlockHeight", self._inner.block_height())
-        return result
-
-    async def statuses(self, signatures: Sequence[str]) -> list[tuple[int, str | None, int] | None]:
-        result: list[tuple[int, str | None, int] | None] = await self._timed(
-            "getSignatureStatuses", self._inner.statuses(signatures))
-        return result
-
-    async def balances(self, signature: str) -> TxBalances:
-        result: TxBalances = await self._timed("getTransaction", self._inner.balances(signature))
-        return result
-
-    async def signatures_for_address(self, address: str, *, before: str | None = None,
-                                     until: str | None = None,
-                                     limit: int = PAGE) -> list[SignatureEntry]:
-        result: list[SignatureEntry] = await self._timed(
-            "getSignaturesForAddress", self._inner.signatures_for_address(
-                address, before=before, until=until, limit=limit))
-        return result
-
-    async def token_balance(self, owner: str, mint: str) -> int:
-        result: int = await self._timed("getBalance", self._inner.token_balance(owner, mint))
-        return result
-
-
-def faust_consumer_lag(app: Any) -> LagSource:
-    """A :data:`LagSource` over a faust app's consumer: for each assigned partition,
-    highwater minus the committed offset (or, before the first commit, the read position);
-    the group is the app's id.
-
-    Runs on the metrics server's thread: it only reads the consumer's cached state (the
-    highwater of the last fetch response, the offsets faust committed) and never creates
-    the consumer. Partitions not fetched yet are left out.
-    """
-
-    def read() -> Iterator[LagReading]:
-        group = str(app.conf.id)
-        consumer = getattr(app, "_consumer", None)
-        if consumer is None:
-            return
-        try:
-            assigned = list(consumer.assignment())
-        except Exception:  # not started, or stopping
-            return
-        committed = getattr(consumer, "_committed_offset", {})
-        read_offset = getattr(consumer, "_read_offset", {})
-        for tp in assigned:
-            try:
-                highwater = consumer.highwater(tp)
-            except Exception:  # revoked between assignment() and now
-                continue
-            if highwater is None:
-                continue
-            position = committed.get(tp)
-            if position is None:
-                last_read = read_offset.get(tp)
-                position = None if last_read is None else last_read + 1
-            if position is None:
-                continue
-            yield group, tp.topic, tp.partition, max(0, int(highwater) - int(position))
-
-    return read

@@ -15,15 +15,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import pipeline.metrics as metrics_module
 from pipeline.errors import RpcUnavailable, VenueUnavailable
+from pipeline.faust_compat import faust_consumer_lag
+from pipeline.instrumented import InstrumentedChain, InstrumentedVenues
 from pipeline.lifecycle import OrderStatus
 from pipeline.metrics import (
     RPC_METHODS,
     STAGES,
     STATUSES,
     EngineMetrics,
-    InstrumentedChain,
-    InstrumentedVenues,
-    faust_consumer_lag,
 )
 from pipeline.model import Quote, Venue
 from pipeline.reconcile import TxBalances
