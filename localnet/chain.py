@@ -22,390 +22,59 @@ Budget, Address Lookup Table, SPL Token, Token-2022, Associated Token Account
 and both Memo programs. The native mint account does not exist in LiteSVM;
 :class:`Chain` writes it with the mainnet layout so wrap/unwrap works.
 
+Rooms: the cluster itself is here; what it remembers is in :mod:`localnet.records`, Solana's
+wire encoding of it in :mod:`localnet.encoding` and :mod:`localnet.txerrors`, token account
+parsing in :mod:`localnet.token_accounts`, airdrops and mints in :mod:`localnet.faucet`.
+
 Single-threaded: every method must be called from one thread (the event loop).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import time
 from array import array
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
 
-import orjson
 from solders.account import Account
-from solders.address_lookup_table_account import AddressLookupTable
 from solders.clock import Clock
-from solders.compute_budget import set_compute_unit_limit
 from solders.epoch_schedule import EpochSchedule
 from solders.hash import Hash
-from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
 from solders.message import Message, MessageV0
 from solders.pubkey import Pubkey
-from solders.rpc.responses import RpcSimulateTransactionResult
 from solders.signature import Signature
-from solders.system_program import TransferParams, transfer
 from solders.token.associated import get_associated_token_address
 from solders.token.state import Mint
 from solders.transaction import VersionedTransaction
-from solders.transaction_metadata import (
-    FailedTransactionMetadata,
-    TransactionMetadata,
-)
+from solders.transaction_metadata import FailedTransactionMetadata
 from solders.transaction_status import TransactionErrorFieldless, TransactionErrorType
+
+from localnet.encoding import transaction_result_json
+from localnet.faucet import Faucet
+from localnet.ledger import FINALIZATION_DEPTH, MAX_PROCESSING_AGE, MIN_HISTORY_SLOTS, Ledger
+from localnet.messages import loaded_addresses, with_blockhash, writable_flags
+from localnet.programs import (
+    MINT_LEN,
+    NATIVE_MINT,
+    SYSTEM_PROGRAM_ID,
+    TOKEN_PROGRAM_ID,
+    U64_MAX,
+)
+from localnet.records import SignatureStatus, Simulation, TxRecord
+from localnet.token_accounts import TokenAccounts
+from localnet.txerrors import ChainError, Json, error_json
 
 log = logging.getLogger(__name__)
 
-Json = Any  # a value orjson can serialise
-
-SYSTEM_PROGRAM_ID = Pubkey.from_string("11111111111111111111111111111111")
-TOKEN_PROGRAM_ID = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
-TOKEN_2022_PROGRAM_ID = Pubkey.from_string("TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb")
-ASSOCIATED_TOKEN_PROGRAM_ID = Pubkey.from_string("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL")
-NATIVE_MINT = Pubkey.from_string("So11111111111111111111111111111111111111112")
-
-MAX_PROCESSING_AGE = 150
-"""Blocks a blockhash stays usable: ``lastValidBlockHeight = issued height + 150``."""
-FINALIZATION_DEPTH = 32
-"""Slots after which a slot counts as rooted (finalized), as on Solana."""
-MIN_HISTORY_SLOTS = MAX_PROCESSING_AGE + 2
-"""Records younger than this are never evicted: they are what makes dedup safe."""
 LAMPORTS_PER_SIGNATURE = 5000
 CLOCK_RESYNC_S = 2.0
 """A clock stalled longer than this restarts its schedule instead of catching up."""
-U64_MAX = 2**64 - 1
-TOKEN_ACCOUNT_LEN = 165
-MINT_LEN = 82
 
 COMMITMENTS = ("processed", "confirmed", "finalized")
-
-_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-_B58_INDEX = {c: i for i, c in enumerate(_B58)}
-
-
-def b58encode(data: bytes) -> str:
-    """Base58 (Bitcoin alphabet), as Solana uses for instruction data and ``base58`` encodings."""
-    n = int.from_bytes(data, "big")
-    out: list[str] = []
-    while n:
-        n, r = divmod(n, 58)
-        out.append(_B58[r])
-    pad = len(data) - len(data.lstrip(b"\0"))
-    return "1" * pad + "".join(reversed(out))
-
-
-def b58decode(text: str) -> bytes:
-    """Inverse of :func:`b58encode`; ``ValueError`` on a character outside the alphabet."""
-    n = 0
-    try:
-        for ch in text:
-            n = n * 58 + _B58_INDEX[ch]
-    except KeyError:
-        raise ValueError(f"invalid base58 character {ch!r}") from None
-    pad = len(text) - len(text.lstrip("1"))
-    return b"\0" * pad + n.to_bytes((n.bit_length() + 7) // 8, "big")
-
-
-# ---------------------------------------------------------------------------------------------
-# Transaction errors: solders objects -> Solana's JSON and Display text
-
-
-def error_json(err: TransactionErrorType | None) -> Json:
-    """Solana's JSON form of a ``TransactionError``.
-
-    E.g. ``"BlockhashNotFound"`` or ``{"InstructionError": [0, {"Custom": 1}]}``.
-
-    Borrowed from solders' own serialiser so the shape is exactly what
-    solana-py parses back.
-    """
-    if err is None:
-        return None
-    return orjson.loads(RpcSimulateTransactionResult(err=err).to_json())["err"]
-
-
-_TX_ERROR_TEXT = {
-    "AccountInUse": "Account in use",
-    "AccountLoadedTwice": "Account loaded twice",
-    "AccountNotFound": "Attempt to debit an account but found no record of a prior credit.",
-    "ProgramAccountNotFound": "Attempt to load a program that does not exist",
-    "InsufficientFundsForFee": "Insufficient funds for fee",
-    "InvalidAccountForFee": "This account may not be used to pay transaction fees",
-    "AlreadyProcessed": "This transaction has already been processed",
-    "BlockhashNotFound": "Blockhash not found",
-    "CallChainTooDeep": "Loader call chain is too deep",
-    "MissingSignatureForFee": "Transaction requires a fee but has no signature present",
-    "InvalidAccountIndex": "Transaction contains an invalid account reference",
-    "SignatureFailure": "Transaction did not pass signature verification",
-    "InvalidProgramForExecution": "This program may not be used for executing instructions",
-    "SanitizeFailure": "Transaction failed to sanitize accounts offsets correctly",
-    "ClusterMaintenance": "Transactions are currently disabled due to cluster maintenance",
-    "AccountBorrowOutstanding": "Transaction processing left an account with an outstanding "
-    "borrowed reference",
-    "WouldExceedMaxBlockCostLimit": "Transaction would exceed max Block Cost Limit",
-    "UnsupportedVersion": "Transaction version is unsupported",
-    "InvalidWritableAccount": "Transaction loads a writable account that cannot be written",
-    "WouldExceedMaxAccountCostLimit": "Transaction would exceed max account limit within the block",
-    "TooManyAccountLocks": "Transaction locked too many accounts",
-    "AddressLookupTableNotFound": "Transaction loads an address table account that doesn't exist",
-    "InvalidAddressLookupTableOwner": "Transaction loads an address table account with an "
-    "invalid owner",
-    "InvalidAddressLookupTableData": "Transaction loads an address table account with invalid data",
-    "InvalidAddressLookupTableIndex": "Transaction address table lookup uses an invalid index",
-    "InvalidRentPayingAccount": "Transaction leaves an account with a lower balance than "
-    "rent-exempt minimum",
-    "MaxLoadedAccountsDataSizeExceeded": "Transaction exceeded max loaded accounts data size cap",
-    "InvalidLoadedAccountsDataSizeLimit": "LoadedAccountsDataSizeLimit set for transaction must "
-    "be greater than 0.",
-    "ResanitizationNeeded": "ResanitizationNeeded",
-    "UnbalancedTransaction": "Sum of account balances before and after transaction do not match",
-    "ProgramCacheHitMaxLimit": "Program cache hit max limit",
-    "CommitCancelled": "CommitCancelled",
-}
-
-_IX_ERROR_TEXT = {
-    "GenericError": "generic instruction error",
-    "InvalidArgument": "invalid program argument",
-    "InvalidInstructionData": "invalid instruction data",
-    "InvalidAccountData": "invalid account data for instruction",
-    "AccountDataTooSmall": "account data too small for instruction",
-    "InsufficientFunds": "insufficient funds for instruction",
-    "IncorrectProgramId": "incorrect program id for instruction",
-    "MissingRequiredSignature": "missing required signature for instruction",
-    "AccountAlreadyInitialized": "instruction requires an uninitialized account",
-    "UninitializedAccount": "instruction requires an initialized account",
-    "UnbalancedInstruction": "sum of account balances before and after instruction do not match",
-    "ModifiedProgramId": "instruction illegally modified the program id of an account",
-    "ExternalAccountLamportSpend": "instruction spent from the balance of an account it does "
-    "not own",
-    "ExternalAccountDataModified": "instruction modified data of an account it does not own",
-    "ReadonlyLamportChange": "instruction changed the balance of a read-only account",
-    "ReadonlyDataModified": "instruction modified data of a read-only account",
-    "DuplicateAccountIndex": "instruction contains duplicate accounts",
-    "ExecutableModified": "instruction changed executable bit of an account",
-    "RentEpochModified": "instruction modified rent epoch of an account",
-    "NotEnoughAccountKeys": "insufficient account keys for instruction",
-    "AccountDataSizeChanged": "program other than the account's owner changed the size of the "
-    "account data",
-    "AccountNotExecutable": "instruction expected an executable account",
-    "AccountBorrowFailed": "instruction tries to borrow reference for an account which is "
-    "already borrowed",
-    "AccountBorrowOutstanding": "instruction left account with an outstanding borrowed reference",
-    "DuplicateAccountOutOfSync": "instruction modifications of multiply-passed account differ",
-    "InvalidError": "program returned invalid error code",
-    "ExecutableDataModified": "instruction changed executable accounts data",
-    "ExecutableLamportChange": "instruction changed the balance of an executable account",
-    "ExecutableAccountNotRentExempt": "executable accounts must be rent exempt",
-    "UnsupportedProgramId": "Unsupported program id",
-    "CallDepth": "Cross-program invocation call depth too deep",
-    "MissingAccount": "An account required by the instruction is missing",
-    "ReentrancyNotAllowed": "Cross-program invocation reentrancy not allowed for this instruction",
-    "MaxSeedLengthExceeded": "Length of the seed is too long for address generation",
-    "InvalidSeeds": "Provided seeds do not result in a valid address",
-    "InvalidRealloc": "Failed to reallocate account data",
-    "ComputationalBudgetExceeded": "Computational budget exceeded",
-    "PrivilegeEscalation": "Cross-program invocation with unauthorized signer or writable account",
-    "ProgramEnvironmentSetupFailure": "Failed to create program execution environment",
-    "ProgramFailedToComplete": "Program failed to complete",
-    "ProgramFailedToCompile": "Program failed to compile",
-    "Immutable": "Account is immutable",
-    "IncorrectAuthority": "Incorrect authority provided",
-    "AccountNotRentExempt": "An account does not have enough lamports to be rent-exempt",
-    "InvalidAccountOwner": "Invalid account owner",
-    "ArithmeticOverflow": "Program arithmetic overflowed",
-    "UnsupportedSysvar": "Unsupported sysvar",
-    "IllegalOwner": "Provided owner is not allowed",
-    "MaxAccountsDataAllocationsExceeded": "Accounts data allocations exceeded the maximum "
-    "allowed per transaction",
-    "MaxAccountsExceeded": "Max accounts exceeded",
-    "MaxInstructionTraceLengthExceeded": "Max instruction trace length exceeded",
-    "BuiltinProgramsMustConsumeComputeUnits": "Builtin programs must consume compute units",
-}
-
-
-def error_text(err_json: Json) -> str:
-    """Solana's Display text for a JSON ``TransactionError`` (used in preflight messages)."""
-    if isinstance(err_json, str):
-        return _TX_ERROR_TEXT.get(err_json, err_json)
-    if isinstance(err_json, dict) and len(err_json) == 1:
-        ((name, value),) = err_json.items()
-        if name == "InstructionError":
-            index, ix_err = value
-            if isinstance(ix_err, dict) and "Custom" in ix_err:
-                detail = f"custom program error: {ix_err['Custom']:#x}"
-            elif isinstance(ix_err, dict) and "BorshIoError" in ix_err:
-                detail = "Failed to serialize or deserialize account data"
-            else:
-                detail = _IX_ERROR_TEXT.get(str(ix_err), str(ix_err))
-            return f"Error processing Instruction {index}: {detail}"
-        if name == "InsufficientFundsForRent":
-            return (
-                f"Transaction results in an account ({value['account_index']}) with "
-                "insufficient funds for rent"
-            )
-        if name == "DuplicateInstruction":
-            return f"Transaction contains a duplicate instruction ({value}) that is not allowed"
-        if name == "ProgramExecutionTemporarilyRestricted":
-            return (
-                f"Execution of the program referenced by account at index "
-                f"{value['account_index']} is temporarily restricted."
-            )
-    return str(err_json)
-
-
-class ChainError(Exception):
-    """A transaction the cluster refused: it did not land and charged nothing.
-
-    ``err`` is the solders ``TransactionError`` (e.g. ``BlockhashNotFound``),
-    ``err_json`` its Solana JSON form.
-    """
-
-    def __init__(self, err: TransactionErrorType) -> None:
-        self.err = err
-        self.err_json = error_json(err)
-        super().__init__(error_text(self.err_json))
-
-
-class UnsupportedTransactionVersion(ValueError):
-    """``getTransaction`` of a v0 transaction without ``maxSupportedTransactionVersion``."""
-
-    def __init__(self, version: int) -> None:
-        self.version = version
-        super().__init__(
-            f"Transaction version ({version}) is not supported by the requesting client. "
-            "Please try the request again with the following configuration parameter: "
-            '"maxSupportedTransactionVersion": 0'
-        )
-
-
-# ---------------------------------------------------------------------------------------------
-# Records
-
-
-@dataclass(frozen=True, slots=True)
-class TokenBalance:
-    """One entry of ``pre/postTokenBalances``."""
-
-    account_index: int
-    mint: str
-    owner: str
-    program_id: str
-    amount: int
-    decimals: int
-
-    def to_json(self) -> dict[str, Json]:
-        return {
-            "accountIndex": self.account_index,
-            "mint": self.mint,
-            "owner": self.owner,
-            "programId": self.program_id,
-            "uiTokenAmount": ui_token_amount(self.amount, self.decimals),
-        }
-
-
-def ui_amount_string(amount: int, decimals: int) -> str:
-    """Exact decimal string, trailing zeros trimmed, as Solana's ``uiAmountString``."""
-    if decimals == 0:
-        return str(amount)
-    whole, frac = divmod(amount, 10**decimals)
-    frac_s = str(frac).rjust(decimals, "0").rstrip("0")
-    return f"{whole}.{frac_s}" if frac_s else str(whole)
-
-
-def ui_token_amount(amount: int, decimals: int) -> dict[str, Json]:
-    """Solana's ``UiTokenAmount``."""
-    return {
-        "amount": str(amount),
-        "decimals": decimals,
-        "uiAmount": amount / 10**decimals,
-        "uiAmountString": ui_amount_string(amount, decimals),
-    }
-
-
-@dataclass(slots=True)
-class TxRecord:
-    """What the chain remembers about a landed transaction (Solana's ``meta``).
-
-    Logs, compute units, inner instructions and return data stay inside
-    LiteSVM's ``TransactionMetadata`` and are rendered only when asked for.
-    """
-
-    signature: str
-    slot: int
-    block_time: int
-    raw: bytes  # the wire transaction: half the memory of a parsed VersionedTransaction
-    loaded_writable: list[Pubkey]
-    loaded_readonly: list[Pubkey]
-    err: TransactionErrorType | None
-    err_json: Json
-    fee: int
-    pre_balances: array[int]  # u64 array: 8 bytes a balance instead of a 32-byte int object
-    post_balances: array[int]
-    pre_token_balances: list[TokenBalance]
-    post_token_balances: list[TokenBalance]
-    meta: TransactionMetadata
-
-    @property
-    def tx(self) -> VersionedTransaction:
-        return VersionedTransaction.from_bytes(self.raw)
-
-    @property
-    def logs(self) -> list[str]:
-        return self.meta.logs()
-
-    @property
-    def compute_units(self) -> int:
-        return self.meta.compute_units_consumed()
-
-    @property
-    def account_keys(self) -> list[Pubkey]:
-        """Static keys, then loaded writable, then loaded readonly (Solana's order)."""
-        return [*self.tx.message.account_keys, *self.loaded_writable, *self.loaded_readonly]
-
-
-@dataclass(frozen=True, slots=True)
-class SignatureStatus:
-    """One entry of ``getSignatureStatuses``."""
-
-    slot: int
-    confirmations: int | None
-    err_json: Json
-    confirmation_status: str
-
-    def to_json(self) -> dict[str, Json]:
-        err = self.err_json
-        return {
-            "slot": self.slot,
-            "confirmations": self.confirmations,
-            "err": err,
-            "status": {"Ok": None} if err is None else {"Err": err},
-            "confirmationStatus": self.confirmation_status,
-        }
-
-
-@dataclass(slots=True)
-class Simulation:
-    """Result of :meth:`Chain.simulate`; nothing was committed."""
-
-    err: TransactionErrorType | None
-    err_json: Json
-    logs: list[str]
-    units_consumed: int
-    fee: int
-    return_data: tuple[Pubkey, bytes] | None = None
-    post_accounts: dict[Pubkey, Account] = field(default_factory=dict)
-    replacement_blockhash: tuple[Hash, int] | None = None
-
-    @classmethod
-    def failed(cls, err: TransactionErrorType) -> Simulation:
-        """A simulation refused before execution (nothing ran, no logs)."""
-        return cls(err=err, err_json=error_json(err), logs=[], units_consumed=0, fee=0)
 
 
 TxListener = Callable[[Signature, VersionedTransaction, TransactionErrorType | None, int], None]
@@ -413,111 +82,13 @@ SlotListener = Callable[[int, int], None]
 RejectListener = Callable[[VersionedTransaction, TransactionErrorType], None]
 
 
-def _writable_flags(
-    msg: Message | MessageV0, n_loaded_writable: int, n_loaded_ro: int
-) -> list[bool]:
-    """Which account keys the message may write (header rule; loaded-writable keys too)."""
-    h = msg.header
-    n = len(msg.account_keys)
-    signed = h.num_required_signatures
-    signed_w = signed - h.num_readonly_signed_accounts
-    unsigned_w_end = n - h.num_readonly_unsigned_accounts
-    flags = [i < signed_w if i < signed else i < unsigned_w_end for i in range(n)]
-    return flags + [True] * n_loaded_writable + [False] * n_loaded_ro
-
-
-def _with_blockhash(tx: VersionedTransaction, blockhash: Hash) -> VersionedTransaction:
-    """The same transaction with another recent blockhash (signatures kept, now invalid)."""
-    msg = tx.message
-    new_msg: Message | MessageV0
-    if isinstance(msg, MessageV0):
-        new_msg = MessageV0(
-            msg.header, msg.account_keys, blockhash, msg.instructions, msg.address_table_lookups
-        )
-    else:
-        h = msg.header
-        new_msg = Message.new_with_compiled_instructions(
-            h.num_required_signatures,
-            h.num_readonly_signed_accounts,
-            h.num_readonly_unsigned_accounts,
-            msg.account_keys,
-            blockhash,
-            msg.instructions,
-        )
-    return VersionedTransaction.populate(new_msg, tx.signatures)
-
-
-def _compiled_ix_json(program_id_index: int, accounts: bytes, data: bytes,
-                      stack_height: int | None) -> dict[str, Json]:
-    return {
-        "programIdIndex": program_id_index,
-        "accounts": list(accounts),
-        "data": b58encode(data),
-        "stackHeight": stack_height,
-    }
-
-
-def _inner_instructions_json(meta: TransactionMetadata) -> list[dict[str, Json]]:
-    """``meta.innerInstructions``: one entry per top-level instruction that made CPIs."""
-    out: list[dict[str, Json]] = []
-    for index, group in enumerate(meta.inner_instructions()):
-        if not group:
-            continue
-        instructions = []
-        for inner in group:
-            ix = inner.instruction()
-            instructions.append(
-                _compiled_ix_json(ix.program_id_index, ix.accounts, ix.data, inner.stack_height())
-            )
-        out.append({"index": index, "instructions": instructions})
-    return out
-
-
-def transaction_json(tx: VersionedTransaction) -> dict[str, Json]:
-    """Solana's ``json`` encoding of a transaction (``UiTransaction`` with a raw message)."""
-    msg = tx.message
-    h = msg.header
-    message: dict[str, Json] = {
-        "accountKeys": [str(k) for k in msg.account_keys],
-        "header": {
-            "numRequiredSignatures": h.num_required_signatures,
-            "numReadonlySignedAccounts": h.num_readonly_signed_accounts,
-            "numReadonlyUnsignedAccounts": h.num_readonly_unsigned_accounts,
-        },
-        "recentBlockhash": str(msg.recent_blockhash),
-        "instructions": [
-            _compiled_ix_json(ix.program_id_index, ix.accounts, ix.data, None)
-            for ix in msg.instructions
-        ],
-    }
-    if isinstance(msg, MessageV0):
-        message["addressTableLookups"] = [
-            {
-                "accountKey": str(lk.account_key),
-                "writableIndexes": list(lk.writable_indexes),
-                "readonlyIndexes": list(lk.readonly_indexes),
-            }
-            for lk in msg.address_table_lookups
-        ]
-    return {"signatures": [str(s) for s in tx.signatures], "message": message}
-
-
-# ---------------------------------------------------------------------------------------------
-
-
 class Chain:
     """An in-process Solana cluster on LiteSVM with Solana's slot, blockhash and status rules.
 
-    ``history_slots`` / ``max_history`` bound memory: a landed transaction's
-    record is dropped once it is older than ``history_slots`` slots, or
-    earlier when more than ``max_history`` records are held -- but never
-    before it is ``MIN_HISTORY_SLOTS`` (152) slots old, because until then
-    its blockhash may still be valid and the record is what stops a
-    rebroadcast from executing twice. After eviction ``signature_status`` and
-    ``get_transaction`` return ``None`` (like a node that pruned its ledger).
-    Defaults: one hour of slots at 400 ms, at most 100k records. A record
-    measured ~3 KB (a SOL + token transfer; mostly LiteSVM's metadata and
-    logs), so the cap is ~300 MB at full load.
+    ``history_slots`` / ``max_history`` bound memory (see :mod:`localnet.ledger`): after
+    eviction ``signature_status`` and ``get_transaction`` return ``None``. Defaults: one
+    hour of slots at 400 ms, at most 100k records. A record measured ~3 KB (a SOL + token
+    transfer; mostly LiteSVM's metadata and logs), so the cap is ~300 MB at full load.
     """
 
     def __init__(
@@ -531,11 +102,8 @@ class Chain:
     ) -> None:
         if slot_ms <= 0:
             raise ValueError("slot_ms must be positive")
-        if history_slots < MIN_HISTORY_SLOTS:
-            raise ValueError(f"history_slots must be >= {MIN_HISTORY_SLOTS}")
         self.slot_ms = slot_ms
-        self.history_slots = history_slots
-        self.max_history = max_history
+        self.ledger = Ledger(history_slots, max_history)
         svm = LiteSVM()
         svm.with_blockhash_check(False)  # we apply Solana's 150-block rule instead
         svm.with_transaction_history(0)  # we dedup and keep records ourselves
@@ -549,20 +117,15 @@ class Chain:
         self._blockhashes: dict[Hash, int] = {}
         self._slot_hashes: deque[tuple[int, Hash, int]] = deque()
         self._parent_hashes: deque[tuple[int, Hash]] = deque(maxlen=512)  # MAX_ENTRIES
-        self._records: dict[str, TxRecord] = {}
-        self._order: deque[tuple[int, str]] = deque()
-        self._decimals: dict[bytes, int] = {}
-        self._key_strs: dict[bytes, str] = {}
+        self.tokens = TokenAccounts(svm)
         self._listeners: list[TxListener] = []
         self._slot_listeners: list[SlotListener] = []
         self._reject_listeners: list[RejectListener] = []
-        self._tx_count = 0
-        self._faucet_nonce = 0
         self._clock_changed: asyncio.Event | None = None
         self._set_clock()
         self._issue_blockhash(svm.latest_blockhash())
         self.genesis_hash: Hash = svm.latest_blockhash()
-        self.faucet = faucet or Keypair()
+        self.faucet = Faucet(self, faucet or Keypair())  # airdrops and mints, as transactions
         svm.set_account(self.faucet.pubkey(), Account(faucet_lamports, b"", SYSTEM_PROGRAM_ID))
         self.create_mint_at(NATIVE_MINT, 9, None)
         from localnet.history import AddressIndex  # it imports this module's types
@@ -587,7 +150,7 @@ class Chain:
     @property
     def transaction_count(self) -> int:
         """Transactions that landed since genesis (failed ones included, as on Solana)."""
-        return self._tx_count
+        return self.ledger.landed
 
     @property
     def epoch_schedule(self) -> EpochSchedule:
@@ -630,24 +193,12 @@ class Chain:
         height = self._block_height
         while hashes and hashes[0][2] < height:
             del self._blockhashes[hashes.popleft()[1]]
-        self._evict()
+        self.ledger.evict(self._slot)
         for cb in list(self._slot_listeners):
             try:
                 cb(self._slot, height)
             except Exception:
                 log.exception("slot listener failed")
-
-    def _evict(self) -> None:
-        order, records = self._order, self._records
-        oldest_kept = self._slot - self.history_slots
-        oldest_safe = self._slot - MIN_HISTORY_SLOTS
-        while order:
-            slot, sig = order[0]
-            if slot < oldest_kept or (len(records) > self.max_history and slot < oldest_safe):
-                order.popleft()
-                records.pop(sig, None)
-            else:
-                break
 
     def advance(self, slots: int) -> None:
         """Tick ``slots`` slots at once (e.g. to expire every blockhash issued so far)."""
@@ -734,7 +285,7 @@ class Chain:
             "epoch": epoch,
             "slotIndex": index,
             "slotsInEpoch": self._schedule.get_slots_in_epoch(epoch),
-            "transactionCount": self._tx_count,
+            "transactionCount": self.ledger.landed,
         }
 
     # -- listeners -----------------------------------------------------------------------------
@@ -782,7 +333,7 @@ class Chain:
 
     def set_account(self, pubkey: Pubkey, account: Account) -> None:
         """Write an account directly (test/market setup only: bypasses the runtime)."""
-        self._decimals.pop(bytes(pubkey), None)
+        self.tokens.forget(pubkey)
         self._svm.set_account(pubkey, account)
 
     def minimum_balance_for_rent_exemption(self, data_len: int) -> int:
@@ -814,104 +365,9 @@ class Chain:
 
     def token_balance(self, token_account: Pubkey) -> int:
         """Raw amount in a token account; 0 if the account does not exist."""
-        acc = self._svm.get_account(token_account)
-        if acc is None:
-            return 0
-        if acc.owner not in (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID) or len(acc.data) < 165:
-            raise ValueError(f"{token_account} is not a token account")
-        return int.from_bytes(acc.data[64:72], "little")
-
-    def mint_decimals(self, mint: Pubkey) -> int | None:
-        """Decimals of a mint (cached: decimals never change once a mint is initialised)."""
-        return self._mint_decimals(bytes(mint))
-
-    def _mint_decimals(self, mint: bytes) -> int | None:
-        cached = self._decimals.get(mint)
-        if cached is not None:
-            return cached
-        acc = self._svm.get_account(Pubkey.from_bytes(mint))
-        if acc is None or acc.owner not in (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID):
-            return None
-        data = acc.data
-        if len(data) < MINT_LEN or data[45] == 0:  # not initialised
-            return None
-        self._decimals[mint] = data[44]
-        return data[44]
-
-    def token_balance_of(self, index: int, account: Account | None) -> TokenBalance | None:
-        """Parse a token account into a :class:`TokenBalance`; ``None`` if it is not one."""
-        if account is None:
-            return None
-        owner = account.owner
-        if owner != TOKEN_PROGRAM_ID and owner != TOKEN_2022_PROGRAM_ID:
-            return None
-        data = account.data
-        n = len(data)
-        if n < TOKEN_ACCOUNT_LEN or data[108] == 0:  # too short, or uninitialised
-            return None
-        if n > TOKEN_ACCOUNT_LEN and (owner != TOKEN_2022_PROGRAM_ID or data[165] != 2):
-            return None  # a Token-2022 mint with extensions, or junk
-        mint = data[0:32]
-        decimals = self._mint_decimals(mint)
-        if decimals is None:
-            return None
-        return TokenBalance(
-            index,
-            self._key_str(mint),
-            self._key_str(data[32:64]),
-            self._key_str(bytes(owner)),
-            int.from_bytes(data[64:72], "little"),
-            decimals,
-        )
-
-    def _key_str(self, key: bytes) -> str:
-        """Base58 of a pubkey, shared: records then hold one string per key, not one per use."""
-        text = self._key_strs.get(key)
-        if text is None:
-            if len(self._key_strs) >= 100_000:
-                self._key_strs.clear()
-            text = self._key_strs[key] = str(Pubkey.from_bytes(key))
-        return text
-
-    def token_accounts_by_owner(
-        self, owner: Pubkey, *, mint: Pubkey | None = None, program_id: Pubkey | None = None
-    ) -> list[tuple[Pubkey, Account]]:
-        """Token accounts owned by ``owner`` (optionally of one mint). Scans: not for hot paths."""
-        programs = [program_id] if program_id else [TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID]
-        if mint is not None:
-            mint_acc = self._svm.get_account(mint)
-            programs = [mint_acc.owner] if mint_acc is not None else []
-        owner_b = bytes(owner)
-        mint_b = bytes(mint) if mint is not None else None
-        out: list[tuple[Pubkey, Account]] = []
-        for program in programs:
-            for address, acc in self._svm.get_program_accounts(program):
-                if self.token_balance_of(0, acc) is None:
-                    continue
-                data = acc.data
-                if data[32:64] == owner_b and (mint_b is None or data[0:32] == mint_b):
-                    out.append((address, acc))
-        return out
+        return self.tokens.balance(token_account)
 
     # -- transactions --------------------------------------------------------------------------
-
-    def _loaded_addresses(self, msg: Message | MessageV0) -> tuple[list[Pubkey], list[Pubkey]]:
-        """Resolve a v0 message's lookup tables (best effort: LiteSVM does the real check)."""
-        if not isinstance(msg, MessageV0) or not msg.address_table_lookups:
-            return [], []
-        writable: list[Pubkey] = []
-        readonly: list[Pubkey] = []
-        for lookup in msg.address_table_lookups:
-            acc = self._svm.get_account(lookup.account_key)
-            if acc is None:
-                return [], []
-            try:
-                addresses = AddressLookupTable.deserialize(acc.data).addresses
-                writable.extend(addresses[i] for i in lookup.writable_indexes)
-                readonly.extend(addresses[i] for i in lookup.readonly_indexes)
-            except (ValueError, IndexError):
-                return [], []
-        return writable, readonly
 
     def send(self, tx: VersionedTransaction) -> Signature:
         """Execute and commit ``tx``; return its signature.
@@ -925,14 +381,25 @@ class Chain:
             raise ChainError(TransactionErrorFieldless.SanitizeFailure)
         sig = tx.signatures[0]
         key = str(sig)
-        if key in self._records:
+        if key in self.ledger:
             return sig
         msg = tx.message
         if not isinstance(msg, Message | MessageV0):
             raise ChainError(TransactionErrorFieldless.UnsupportedVersion)
         if self.last_valid_block_height(msg.recent_blockhash) is None:
             raise ChainError(TransactionErrorFieldless.BlockhashNotFound)
-        loaded_w, loaded_r = self._loaded_addresses(msg)
+        record = self._execute(tx, msg, key)
+        self.ledger.add(record)
+        for cb in list(self._listeners):
+            try:
+                cb(sig, tx, record.err, self._slot)
+            except Exception:
+                log.exception("transaction listener failed for %s", key)
+        return sig
+
+    def _execute(self, tx: VersionedTransaction, msg: Message | MessageV0, key: str) -> TxRecord:
+        """Run ``tx`` on LiteSVM, committing it; its record, or :class:`ChainError` if unlanded."""
+        loaded_w, loaded_r = loaded_addresses(self._svm, msg)
         keys = [*msg.account_keys, *loaded_w, *loaded_r]
         svm = self._svm
         get = svm.get_account
@@ -951,14 +418,14 @@ class Chain:
             err = None
             meta = result
 
-        writable = _writable_flags(msg, len(loaded_w), len(loaded_r))
+        writable = writable_flags(msg, len(loaded_w), len(loaded_r))
         post_accounts = [
             get(k) if w else a for k, w, a in zip(keys, writable, pre_accounts, strict=True)
         ]
-        parse = self.token_balance_of
+        parse = self.tokens.balance_of
         pre_tokens = [tb for i, a in enumerate(pre_accounts) if (tb := parse(i, a)) is not None]
         post_tokens = [tb for i, a in enumerate(post_accounts) if (tb := parse(i, a)) is not None]
-        record = TxRecord(
+        return TxRecord(
             signature=key,
             slot=self._slot,
             block_time=self._unix_ts,
@@ -974,15 +441,6 @@ class Chain:
             post_token_balances=post_tokens,
             meta=meta,
         )
-        self._records[key] = record
-        self._order.append((self._slot, key))
-        self._tx_count += 1
-        for cb in list(self._listeners):
-            try:
-                cb(sig, tx, err, self._slot)
-            except Exception:
-                log.exception("transaction listener failed for %s", key)
-        return sig
 
     def simulate(
         self,
@@ -995,11 +453,11 @@ class Chain:
         replacement: tuple[Hash, int] | None = None
         if replace_recent_blockhash:
             replacement = self.latest_blockhash()
-            tx = _with_blockhash(tx, replacement[0])
+            tx = with_blockhash(tx, replacement[0])
             sig_verify = False
         elif self.last_valid_block_height(tx.message.recent_blockhash) is None:
             return Simulation.failed(TransactionErrorFieldless.BlockhashNotFound)
-        if str(tx.signatures[0]) in self._records:
+        if str(tx.signatures[0]) in self.ledger:
             return Simulation.failed(TransactionErrorFieldless.AlreadyProcessed)
         svm = self._svm
         if not sig_verify:
@@ -1046,19 +504,11 @@ class Chain:
 
     def transaction(self, sig: Signature | str) -> TxRecord | None:
         """The record of a landed transaction still in the history window."""
-        return self._records.get(sig if isinstance(sig, str) else str(sig))
+        return self.ledger.get(sig)
 
     def signature_status(self, sig: Signature | str) -> SignatureStatus | None:
         """Solana's status: processed, confirmed (a later slot exists), finalized (32 later)."""
-        rec = self._records.get(sig if isinstance(sig, str) else str(sig))
-        if rec is None:
-            return None
-        age = self._slot - rec.slot
-        if age >= FINALIZATION_DEPTH:
-            return SignatureStatus(rec.slot, None, rec.err_json, "finalized")
-        return SignatureStatus(
-            rec.slot, age, rec.err_json, "confirmed" if age > 0 else "processed"
-        )
+        return self.ledger.status(sig, self._slot)
 
     def get_transaction(
         self,
@@ -1076,107 +526,18 @@ class Chain:
         rec = self.transaction(sig)
         if rec is None:
             return None
-        tx = rec.tx
-        is_v0 = isinstance(tx.message, MessageV0)
-        if is_v0 and max_supported_transaction_version is None:
-            raise UnsupportedTransactionVersion(0)
-        encoded: Json
-        if encoding == "json":
-            encoded = transaction_json(tx)
-        elif encoding == "base64":
-            encoded = [base64.b64encode(bytes(tx)).decode(), "base64"]
-        elif encoding == "base58":
-            encoded = [b58encode(bytes(tx)), "base58"]
-        else:
-            raise ValueError(f"unsupported encoding {encoding!r}")
-        meta = rec.meta
-        inner = _inner_instructions_json(meta)
-        meta_json: dict[str, Json] = {
-            "err": rec.err_json,
-            "status": {"Ok": None} if rec.err_json is None else {"Err": rec.err_json},
-            "fee": rec.fee,
-            "preBalances": rec.pre_balances.tolist(),
-            "postBalances": rec.post_balances.tolist(),
-            "innerInstructions": inner,
-            "logMessages": meta.logs(),
-            "preTokenBalances": [tb.to_json() for tb in rec.pre_token_balances],
-            "postTokenBalances": [tb.to_json() for tb in rec.post_token_balances],
-            "rewards": [],
-            "loadedAddresses": {
-                "writable": [str(k) for k in rec.loaded_writable],
-                "readonly": [str(k) for k in rec.loaded_readonly],
-            },
-            "computeUnitsConsumed": meta.compute_units_consumed(),
-        }
-        rd = meta.return_data()
-        if rd.data:
-            meta_json["returnData"] = {
-                "programId": str(rd.program_id),
-                "data": [base64.b64encode(bytes(rd.data)).decode(), "base64"],
-            }
-        out: dict[str, Json] = {
-            "slot": rec.slot,
-            "transaction": encoded,
-            "meta": meta_json,
-            "blockTime": rec.block_time,
-        }
-        if max_supported_transaction_version is not None:
-            out["version"] = 0 if is_v0 else "legacy"
-        return out
+        return transaction_result_json(rec, encoding, max_supported_transaction_version)
 
-    # -- helpers built from real transactions --------------------------------------------------
 
-    def _faucet_tx(self, instructions: Sequence[Instruction], *signers: Keypair) -> Signature:
-        """Send a transaction paid by the faucet; a changing CU limit keeps repeats distinct."""
-        self._faucet_nonce = (self._faucet_nonce + 1) % 1_000_000
-        ixs = [set_compute_unit_limit(200_000 + self._faucet_nonce), *instructions]
-        payer = self.faucet
-        msg = Message.new_with_blockhash(ixs, payer.pubkey(), self.latest_blockhash()[0])
-        return self.send(VersionedTransaction(msg, [payer, *signers]))
-
-    def request_airdrop(self, pubkey: Pubkey, lamports: int) -> Signature:
-        """A real System transfer from the faucet; the transaction may land with an error."""
-        ix = transfer(TransferParams(from_pubkey=self.faucet.pubkey(), to_pubkey=pubkey,
-                                     lamports=lamports))
-        return self._faucet_tx([ix])
-
-    def airdrop(self, pubkey: Pubkey, lamports: int) -> Signature:
-        """:meth:`request_airdrop`, raising :class:`ChainError` if the transfer failed."""
-        return self._checked(self.request_airdrop(pubkey, lamports))
-
-    def mint_to(self, mint: Pubkey, owner: Pubkey, amount: int, authority: Keypair) -> Signature:
-        """Real MintTo into ``owner``'s ATA (created idempotently; the faucet pays)."""
-        mint_acc = self._svm.get_account(mint)
-        if mint_acc is None:
-            raise ValueError(f"mint {mint} does not exist")
-        program = mint_acc.owner
-        ata = self.ata(owner, mint, program)
-        create = Instruction(
-            ASSOCIATED_TOKEN_PROGRAM_ID,
-            bytes([1]),  # CreateIdempotent
-            [
-                AccountMeta(self.faucet.pubkey(), True, True),
-                AccountMeta(ata, False, True),
-                AccountMeta(owner, False, False),
-                AccountMeta(mint, False, False),
-                AccountMeta(SYSTEM_PROGRAM_ID, False, False),
-                AccountMeta(program, False, False),
-            ],
-        )
-        mint_ix = Instruction(
-            program,
-            bytes([7]) + amount.to_bytes(8, "little"),  # MintTo
-            [
-                AccountMeta(mint, False, True),
-                AccountMeta(ata, False, True),
-                AccountMeta(authority.pubkey(), True, False),
-            ],
-        )
-        signers = () if authority.pubkey() == self.faucet.pubkey() else (authority,)
-        return self._checked(self._faucet_tx([create, mint_ix], *signers))
-
-    def _checked(self, sig: Signature) -> Signature:
-        rec = self._records.get(str(sig))
-        if rec is not None and rec.err is not None:
-            raise ChainError(rec.err)
-        return sig
+__all__ = [
+    "CLOCK_RESYNC_S",
+    "COMMITMENTS",
+    "FINALIZATION_DEPTH",
+    "LAMPORTS_PER_SIGNATURE",
+    "MAX_PROCESSING_AGE",
+    "MIN_HISTORY_SLOTS",
+    "Chain",
+    "RejectListener",
+    "SlotListener",
+    "TxListener",
+]

@@ -45,22 +45,8 @@ from solders.token.state import Mint, TokenAccount, TokenAccountState
 from solders.transaction import VersionedTransaction
 
 from localnet import admin
-from localnet.chain import (
-    COMMITMENTS,
-    FINALIZATION_DEPTH,
-    NATIVE_MINT,
-    TOKEN_2022_PROGRAM_ID,
-    TOKEN_PROGRAM_ID,
-    Chain,
-    ChainError,
-    Json,
-    Simulation,
-    UnsupportedTransactionVersion,
-    b58decode,
-    b58encode,
-    error_text,
-    ui_token_amount,
-)
+from localnet.chain import COMMITMENTS, FINALIZATION_DEPTH, Chain
+from localnet.encoding import UnsupportedTransactionVersion, b58decode, b58encode, ui_token_amount
 from localnet.faults import (
     ErrorRule,
     Plan,
@@ -69,6 +55,9 @@ from localnet.faults import (
     add_clock_routes,
     rpc_error_of,
 )
+from localnet.programs import NATIVE_MINT, TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
+from localnet.records import Simulation
+from localnet.txerrors import ChainError, Json, error_text
 
 log = logging.getLogger(__name__)
 
@@ -581,7 +570,7 @@ class _Rpc:
         pubkey = _pubkey(_arg(params, 0, "pubkey"))
         lamports = _int(_arg(params, 1, "lamports"), "lamports")
         try:
-            return str(self.chain.request_airdrop(pubkey, lamports))
+            return str(self.chain.faucet.request_airdrop(pubkey, lamports))
         except ChainError as e:
             raise RpcError(INTERNAL_ERROR, f"airdrop failed: {e}") from None
 
@@ -639,9 +628,9 @@ class _Rpc:
             return None
         data = acc.data
         info: dict[str, Json]
-        if self.chain.token_balance_of(0, acc) is not None:
+        if self.chain.tokens.balance_of(0, acc) is not None:
             ta = TokenAccount.from_bytes(data[:165])
-            decimals = self.chain.mint_decimals(ta.mint) or 0
+            decimals = self.chain.tokens.mint_decimals(ta.mint) or 0
             info = {
                 "isNative": ta.is_native is not None,
                 "mint": str(ta.mint),
@@ -706,7 +695,7 @@ class _Rpc:
         acc = self.chain.get_account(pubkey)
         if acc is None:
             raise _invalid("Invalid param: could not find account")
-        tb = self.chain.token_balance_of(0, acc)
+        tb = self.chain.tokens.balance_of(0, acc)
         if tb is None:
             raise _invalid("Invalid param: not a Token account")
         return self._with_context(ui_token_amount(tb.amount, tb.decimals), slot)
@@ -717,7 +706,7 @@ class _Rpc:
         acc = self.chain.get_account(pubkey)
         if acc is None:
             raise _invalid("Invalid param: could not find account")
-        decimals = self.chain.mint_decimals(pubkey)
+        decimals = self.chain.tokens.mint_decimals(pubkey)
         if decimals is None:
             raise _invalid("Invalid param: not a Token mint")
         supply = int.from_bytes(acc.data[36:44], "little")
@@ -730,14 +719,14 @@ class _Rpc:
         slot = self._bank_slot(cfg)
         if isinstance(flt, dict) and "mint" in flt:
             mint = _pubkey(flt["mint"])
-            if mint != NATIVE_MINT and self.chain.mint_decimals(mint) is None:
+            if mint != NATIVE_MINT and self.chain.tokens.mint_decimals(mint) is None:
                 raise _invalid("Invalid param: could not find mint")
-            found = self.chain.token_accounts_by_owner(owner, mint=mint)
+            found = self.chain.tokens.by_owner(owner, mint=mint)
         elif isinstance(flt, dict) and "programId" in flt:
             program = _pubkey(flt["programId"])
             if program not in (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID):
                 raise _invalid("Invalid param: unrecognized Token program id")
-            found = self.chain.token_accounts_by_owner(owner, program_id=program)
+            found = self.chain.tokens.by_owner(owner, program_id=program)
         else:
             raise _invalid("Invalid params: expected a `mint` or `programId` filter.")
         encoding = cfg.get("encoding") or "binary"

@@ -10,9 +10,10 @@ import logging
 from solders.hash import Hash
 from solders.transaction import VersionedTransaction
 
-from localnet.chain import Chain, ChainError
+from localnet.chain import Chain
 from localnet.faults.config import MAX_STICKY, RPC, FaultConfig, Json
 from localnet.faults.controller import FaultController, RuleState
+from localnet.txerrors import ChainError
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from spl.token.instructions import create_idempotent_associated_token_account, s
 from spl.token.models import SyncNativeParams
 
 from localnet import admin
-from localnet.chain import Chain, ChainError
+from localnet.chain import Chain
 from localnet.faults import VenueFaults, add_admin_routes
 from localnet.market import cpmm, dlmm
 from localnet.market.book import Fill, InsufficientVault, Record, SlippageExceeded
@@ -55,6 +55,7 @@ from localnet.market.txbuilder import (
     swap_instructions,
 )
 from localnet.memo import MemoError, check_memo, memo_instruction
+from localnet.txerrors import ChainError
 
 log = logging.getLogger(__name__)
 
@@ -165,12 +166,13 @@ class Market:
             if token.is_native:
                 self._wrap(pool.maker, amount)
             else:
-                self.chain.mint_to(token.mint, pool.maker.pubkey(), amount, self.mint_authority)
+                self.chain.faucet.mint_to(token.mint, pool.maker.pubkey(), amount,
+                                          self.mint_authority)
 
     def _wrap(self, owner: Keypair, lamports: int) -> None:
         """Put ``lamports`` of wrapped SOL in ``owner``'s wSOL ATA with a real transaction."""
         chain, key = self.chain, owner.pubkey()
-        chain.airdrop(key, lamports + LAMPORTS_PER_SOL)  # + rent and fees
+        chain.faucet.airdrop(key, lamports + LAMPORTS_PER_SOL)  # + rent and fees
         wsol = ata(key, NATIVE_MINT)
         ixs = [
             create_idempotent_associated_token_account(key, key, NATIVE_MINT),
@@ -215,9 +217,9 @@ class Market:
             if raw <= 0:
                 continue
             if token.is_native:
-                sig = self.chain.airdrop(owner, raw)
+                sig = self.chain.faucet.airdrop(owner, raw)
             else:
-                sig = self.chain.mint_to(token.mint, owner, raw, self.mint_authority)
+                sig = self.chain.faucet.mint_to(token.mint, owner, raw, self.mint_authority)
             signatures.append(str(sig))
             funded[str(token.mint)] = str(raw)
         return {"owner": str(owner), "signatures": signatures, "funded": funded}

@@ -81,7 +81,7 @@ class Net:
 
     def funded(self, lamports: int = 10 * LAMPORTS) -> Keypair:
         kp = Keypair()
-        self.chain.airdrop(kp.pubkey(), lamports)
+        self.chain.faucet.airdrop(kp.pubkey(), lamports)
         return kp
 
     def transfer_tx(self, payer: Keypair, to: Pubkey, lamports: int) -> VersionedTransaction:

@@ -110,7 +110,7 @@ def _signed(swap: dict[str, Any], user: Keypair) -> VersionedTransaction:
 
 async def test_swap_memo_is_on_chain_and_listed_for_the_wallet(net: Net) -> None:
     user = Keypair()
-    net.chain.airdrop(user.pubkey(), 10 * ONE_SOL)
+    net.chain.faucet.airdrop(user.pubkey(), 10 * ONE_SOL)
     memo = "orderflow:3f1c6a8e-2b1d-4a7e-9a53-1f2b3c4d5e6f ü"  # 49 characters, 50 bytes
     status, swap = await net.swap(user, memo=memo)
     assert status == 200, swap
@@ -153,7 +153,7 @@ async def test_bad_memo_is_400(net: Net, memo: Any, why: str) -> None:
 
 async def test_before_until_limit_and_failed_transactions(net: Net) -> None:
     payer, target = Keypair(), Keypair().pubkey()
-    net.chain.airdrop(payer.pubkey(), 10 * ONE_SOL)
+    net.chain.faucet.airdrop(payer.pubkey(), 10 * ONE_SOL)
     sigs: list[Signature] = []
     for i in range(5):
         lamports = 5 * ONE_SOL if i == 2 else ONE_SOL // 100 + i  # #2 fails: too much
@@ -218,7 +218,7 @@ async def test_errors_as_solana(net: Net) -> None:
 async def test_balances_in_solana_shape(net: Net) -> None:
     """What the engine reads to say "needs 5000 SOL + fees, wallet holds 100.2 SOL"."""
     owner = Keypair().pubkey()
-    net.chain.airdrop(owner, 100_200_000_000)
+    net.chain.faucet.airdrop(owner, 100_200_000_000)
     bal = await net.rpc.get_balance(owner, commitment=Confirmed)
     assert bal.value == 100_200_000_000 and bal.context.slot >= 0
     async with net.http.post(f"{net.venue}/swap/v1/faucet", headers=auth_headers(TOKEN),

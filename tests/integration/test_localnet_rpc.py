@@ -36,13 +36,8 @@ from solders.transaction_status import (
     TransactionErrorInstructionError,
 )
 
-from localnet.chain import (
-    ASSOCIATED_TOKEN_PROGRAM_ID,
-    MAX_PROCESSING_AGE,
-    SYSTEM_PROGRAM_ID,
-    TOKEN_PROGRAM_ID,
-    Chain,
-)
+from localnet.chain import MAX_PROCESSING_AGE, Chain
+from localnet.programs import ASSOCIATED_TOKEN_PROGRAM_ID, SYSTEM_PROGRAM_ID, TOKEN_PROGRAM_ID
 from localnet.rpc import build_rpc_app
 
 USDC = Pubkey.from_string("EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v")
@@ -212,7 +207,7 @@ async def test_legacy_transaction_roundtrip(net: Localnet) -> None:
 
 
 def _b58(raw: bytes) -> str:
-    from localnet.chain import b58encode
+    from localnet.encoding import b58encode
 
     return b58encode(raw)
 
@@ -223,7 +218,7 @@ async def test_spl_token_mint_transfer_and_balances(net: Localnet) -> None:
     chain.create_mint_at(USDC, 6, authority.pubkey())
     alice = await funded(net)
     bob = Keypair()
-    chain.mint_to(USDC, alice.pubkey(), 50_000_000, authority)
+    chain.faucet.mint_to(USDC, alice.pubkey(), 50_000_000, authority)
     alice_ata, bob_ata = chain.ata(alice.pubkey(), USDC), chain.ata(bob.pubkey(), USDC)
 
     create = Instruction(ASSOCIATED_TOKEN_PROGRAM_ID, bytes([1]), [

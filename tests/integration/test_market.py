@@ -21,7 +21,7 @@ from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from localnet.admin import auth_headers
-from localnet.chain import MAX_PROCESSING_AGE, Chain, TxRecord
+from localnet.chain import MAX_PROCESSING_AGE, Chain
 from localnet.market import (
     METEORA_DLMM,
     RAYDIUM_CPMM,
@@ -33,6 +33,7 @@ from localnet.market import (
 from localnet.market.book import CpmmBook, DlmmBook, Fill, InsufficientVault
 from localnet.market.tokens import NATIVE_MINT, SOL, USDC, USDT
 from localnet.market.txbuilder import ata
+from localnet.records import TxRecord
 
 SOL_MINT, USDC_MINT, USDT_MINT = str(SOL.mint), str(USDC.mint), str(USDT.mint)
 ONE_SOL = 10**9

@@ -19,19 +19,15 @@ from solders.transaction_status import (
     TransactionErrorType,
 )
 
-from localnet.chain import (
+from localnet.chain import MAX_PROCESSING_AGE, MIN_HISTORY_SLOTS, Chain
+from localnet.encoding import b58decode, b58encode, ui_amount_string
+from localnet.programs import (
     ASSOCIATED_TOKEN_PROGRAM_ID,
-    MAX_PROCESSING_AGE,
-    MIN_HISTORY_SLOTS,
     NATIVE_MINT,
     SYSTEM_PROGRAM_ID,
     TOKEN_PROGRAM_ID,
-    Chain,
-    ChainError,
-    b58decode,
-    b58encode,
-    ui_amount_string,
 )
+from localnet.txerrors import ChainError
 
 USDC = Pubkey.from_string("EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v")
 SOL = 10**9
@@ -69,7 +65,7 @@ def chain() -> Chain:
 @pytest.fixture
 def funded(chain: Chain) -> Keypair:
     kp = Keypair()
-    chain.airdrop(kp.pubkey(), 10 * SOL)
+    chain.faucet.airdrop(kp.pubkey(), 10 * SOL)
     return kp
 
 
@@ -177,12 +173,12 @@ def test_unfunded_payer_and_bad_signature_do_not_land(chain: Chain, funded: Keyp
 
 def test_token_balances_in_meta(chain: Chain) -> None:
     authority, alice, bob = Keypair(), Keypair(), Keypair()
-    chain.airdrop(alice.pubkey(), SOL)
+    chain.faucet.airdrop(alice.pubkey(), SOL)
     chain.create_mint_at(USDC, 6, authority.pubkey())
     chain.create_mint_at(USDC, 6, authority.pubkey())  # idempotent
     with pytest.raises(ValueError):
         chain.create_mint_at(USDC, 9, authority.pubkey())
-    sig = chain.mint_to(USDC, alice.pubkey(), 25_000_000, authority)
+    sig = chain.faucet.mint_to(USDC, alice.pubkey(), 25_000_000, authority)
     rec = chain.transaction(sig)
     alice_ata, bob_ata = chain.ata(alice.pubkey(), USDC), chain.ata(bob.pubkey(), USDC)
     assert rec is not None and rec.pre_token_balances == []  # the ATA was created here
@@ -206,7 +202,7 @@ def test_token_balances_in_meta(chain: Chain) -> None:
     assert all(j["programId"] == str(TOKEN_PROGRAM_ID) for j in js)
     assert chain.token_balance(bob_ata) == 1_500_000
     assert chain.token_balance(Keypair().pubkey()) == 0
-    assert [a for a, _ in chain.token_accounts_by_owner(bob.pubkey(), mint=USDC)] == [bob_ata]
+    assert [a for a, _ in chain.tokens.by_owner(bob.pubkey(), mint=USDC)] == [bob_ata]
 
 
 def test_wrap_and_unwrap_native_sol(chain: Chain, funded: Keypair) -> None:
@@ -235,16 +231,16 @@ def test_wrap_and_unwrap_native_sol(chain: Chain, funded: Keypair) -> None:
 
 def test_airdrop_repeats_are_distinct_transactions(chain: Chain) -> None:
     who = Keypair().pubkey()
-    a = chain.airdrop(who, SOL)
-    b = chain.airdrop(who, SOL)
+    a = chain.faucet.airdrop(who, SOL)
+    b = chain.faucet.airdrop(who, SOL)
     assert a != b and chain.get_balance(who) == 2 * SOL
     with pytest.raises(ChainError, match="insufficient funds for rent"):
-        chain.airdrop(Keypair().pubkey(), 1)  # lands, but with an error
+        chain.faucet.airdrop(Keypair().pubkey(), 1)  # lands, but with an error
 
 
 def test_history_is_bounded_by_count_but_keeps_dedup_window(funded: Keypair) -> None:
     chain = Chain(history_slots=10_000, max_history=1)
-    chain.airdrop(funded.pubkey(), SOL)  # slot 0
+    chain.faucet.airdrop(funded.pubkey(), SOL)  # slot 0
     first = chain.send(pay(chain, funded, Keypair().pubkey(), SOL // 10))  # slot 0
     chain.tick()
     second = chain.send(pay(chain, funded, Keypair().pubkey(), SOL // 10))  # slot 1
@@ -260,7 +256,7 @@ def test_history_is_bounded_by_count_but_keeps_dedup_window(funded: Keypair) -> 
 
 def test_history_is_bounded_by_age(funded: Keypair) -> None:
     chain = Chain(history_slots=MIN_HISTORY_SLOTS)
-    chain.airdrop(funded.pubkey(), SOL)
+    chain.faucet.airdrop(funded.pubkey(), SOL)
     sig = chain.send(pay(chain, funded, Keypair().pubkey(), SOL // 10))
     for _ in range(MIN_HISTORY_SLOTS):
         chain.tick()

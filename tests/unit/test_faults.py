@@ -336,7 +336,7 @@ def chain() -> Chain:
 @pytest.fixture
 def payer(chain: Chain) -> Keypair:
     kp = Keypair()
-    chain.airdrop(kp.pubkey(), 10**9)
+    chain.faucet.airdrop(kp.pubkey(), 10**9)
     return kp
 
 
