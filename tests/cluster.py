@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import urllib.request
 import uuid
 from collections.abc import Mapping
@@ -28,7 +27,8 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 
 from localnet.admin import auth_headers, read_token
-from orderflow.embedded import EmbeddedProcess, spawn_child
+from orderflow.embedded import EmbeddedProcess
+from orderflow.stack import Stack, StackOptions
 from pipeline.tokens import SOL, USDC, USDT
 from pipeline.topic_admin import create_topics
 from pipeline.topics import topic_specs
@@ -50,6 +50,7 @@ class Cluster:
     app_id: str = field(default_factory=lambda: f"orderflow-it-{uuid.uuid4().hex[:8]}")
     workers: dict[str, EmbeddedProcess] = field(default_factory=dict)
     localnet: EmbeddedProcess | None = None
+    _stack: Stack | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.rpc_port, self.venue_port = free_port(), free_port()
@@ -82,27 +83,27 @@ class Cluster:
             **overrides,
         }
 
+    @property
+    def stack(self) -> Stack:
+        """The stack's pieces on this cluster's broker and database (no ingress)."""
+        if self._stack is None:
+            self._stack = Stack(StackOptions(
+                self.data, bootstrap=self.broker, database_url=self.database_url,
+                rpc_port=self.rpc_port, venue_port=self.venue_port,
+                wallet=str(self.data / "wallet.json"), workers=(), ingress=False),
+                env=self.env())
+        return self._stack
+
     async def start_localnet(self) -> None:
         await create_topics(self.broker, topic_specs(8, 8))
-        self.localnet = spawn_child(
-            "localnet", [sys.executable, "-m", "orderflow.cli", "localnet", "--fund",
-                         str(self.wallet.pubkey())], self.env(), self.data / "logs")
-
-        def up() -> bool:
-            assert self.localnet is not None and self.localnet.running(), self.localnet_log()
-            try:
-                with urllib.request.urlopen(f"{self.venue}/pools", timeout=1) as resp:
-                    return resp.status == 200
-            except OSError:
-                return False
-        await wait_until(up, 60, "localnet and market to answer")
+        await self.stack.start_localnet(fund=[str(self.wallet.pubkey())])
+        self.localnet = self.stack.localnet
 
     def localnet_log(self) -> str:
         return self.localnet.log_tail(60) if self.localnet else ""
 
     def start_worker(self, name: str, *args: str, **env: str) -> EmbeddedProcess:
-        proc = spawn_child(name, [sys.executable, "-m", "orderflow.cli", "worker", *args],
-                           self.env(**env), self.data / "logs")
+        proc = self.stack.start_worker(name, *args, env=self.env(**env))
         self.workers[name] = proc
         return proc
 
@@ -113,10 +114,11 @@ class Cluster:
         proc.popen.wait(10)
 
     def stop(self) -> None:
-        for proc in self.workers.values():
-            proc.stop()
-        if self.localnet is not None:
-            self.localnet.stop()
+        if self._stack is not None:
+            self._stack.stop()
+        for proc in [*self.workers.values(), self.localnet]:  # any replaced from outside
+            if proc is not None:
+                proc.stop()
 
     def logs(self) -> str:
         return "\n".join(f"--- {n}\n{p.log_tail(40)}" for n, p in self.workers.items())
