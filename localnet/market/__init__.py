@@ -7,9 +7,18 @@ A server entrypoint needs only::
     app = build_market_app(market)        # routes under /swap/v1 (PREFIX)
 
 and runs ``chain.run_clock()`` itself. ``POST /swap/v1/faucet`` exists on the localnet only.
+
+Rooms: :mod:`.market` (pools, books, quotes, issued swaps settled from the chain),
+:mod:`.http` (the Jupiter-shaped API), :mod:`.drift` (the random walk and the noise
+trader), :mod:`.funding` (mints, vaults, faucet), :mod:`.errors` (Jupiter-shaped errors);
+the exact DEX math in :mod:`.cpmm` / :mod:`.dlmm`, books in :mod:`.book`, pools in
+:mod:`.pools`, transactions in :mod:`.txbuilder`.
 """
 
 from localnet.market import cpmm, dlmm
+from localnet.market.errors import MarketError
+from localnet.market.http import MARKET_KEY, PREFIX, build_market_app
+from localnet.market.market import IssuedSwap, Market
 from localnet.market.pools import (
     DEFAULT_POOLS,
     LABELS,
@@ -19,14 +28,6 @@ from localnet.market.pools import (
     DlmmSpec,
     Pool,
     PoolSpec,
-)
-from localnet.market.service import (
-    MARKET_KEY,
-    PREFIX,
-    IssuedSwap,
-    Market,
-    MarketError,
-    build_market_app,
 )
 from localnet.market.tokens import NATIVE_MINT, SOL, TOKENS, USDC, USDT, MarketToken
 

@@ -9,12 +9,27 @@ there through the ordinary swap path, so vault balances keep matching the books.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import random
 from fractions import Fraction
+from typing import TYPE_CHECKING
+
+from solders.signature import Signature
 
 from localnet.market import cpmm, dlmm
+from localnet.market.errors import MarketError
 from localnet.market.pools import Pool
+from localnet.txerrors import ChainError
+
+if TYPE_CHECKING:
+    from localnet.market.market import Market
+
+log = logging.getLogger(__name__)
+
+MAX_DRIFT_TRADE_SHARE = Fraction(1, 20)
+"""A drift trade never puts in more than 5% of the pool's input-side holdings."""
 
 REVERSION = 0.02
 """Fraction of the log-deviation removed each step (keeps a ~5 sigma-per-step band)."""
@@ -95,3 +110,64 @@ def _dlmm_trade(state: dlmm.DlmmState, target: Fraction) -> tuple[bool, int] | N
         amount += need + dlmm.compute_fee(need, rate)
     # One unit more than empties the last bin steps the walk into the goal bin.
     return (x_to_y, amount + 1) if amount > 0 else None
+
+
+class Drifter:
+    """The noise trader: trades every pool toward its :class:`PriceWalk` target, on chain."""
+
+    def __init__(self, market: Market, walk: PriceWalk) -> None:
+        self.market = market
+        self.walk = walk
+
+    def step(self) -> list[Signature]:
+        """One drift tick: trade every pool toward its next target price."""
+        if self.market.drift_bps <= 0:
+            return []
+        sigs = []
+        for pool, target in self.walk.step():
+            if pool.book.pending():
+                # Never trade against reserved state: the reserved swaps may not land, and
+                # a drift trade priced on top of them would be replayed, at its fixed
+                # amounts, onto a pool they never moved. The walk goes on; the pool
+                # catches up once its book is settled.
+                continue
+            move = trade_toward(pool, target)
+            if move is None:
+                continue
+            x_to_y, amount = move
+            held = pool.book.current_totals()[0 if x_to_y else 1]
+            amount = min(amount, int(held * MAX_DRIFT_TRADE_SHARE))
+            sig = self._trade(pool, x_to_y, amount)
+            if sig is not None:
+                sigs.append(sig)
+        return sigs
+
+    def _trade(self, pool: Pool, x_to_y: bool, amount: int) -> Signature | None:
+        market = self.market
+        trader = market.noise_trader
+        for _ in range(4):
+            if amount <= 0:
+                return None
+            try:
+                issued = market.issue(
+                    pool, trader.pubkey(), x_to_y, amount, 0, extra_signers=[trader]
+                )
+            except MarketError:
+                amount //= 2  # ran past the pool's bins: move less
+                continue
+            try:
+                return market.chain.send(issued.tx)
+            except ChainError as exc:
+                log.warning("drift trade on %s refused: %s", pool.name, exc)
+                market.abandon(issued)
+                return None
+        return None
+
+    async def run(self, interval_s: float) -> None:
+        """Drift every ``interval_s`` until cancelled."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                self.step()
+            except Exception:
+                log.exception("drift step failed")
