@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -26,6 +27,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
+from ingress.config import IngressConfig
 from ingress.connections import start_site
 from ingress.health import HealthApi
 from ingress.hub import StatusHub
@@ -43,7 +45,6 @@ from ingress.ports import OrderBus, OrderStore, WorkerRegistry
 from ingress.responses import error_response
 from ingress.status_feed import StatusFeed
 from ingress.ws_api import WebSocketApi
-from orderflow.settings import Settings
 from pipeline.errors import InvalidOrder, TransientError
 from pipeline.tasks import spawn
 from pipeline.topic_admin import create_topics
@@ -51,15 +52,6 @@ from pipeline.topics import topic_specs
 
 log = logging.getLogger(__name__)
 
-PRODUCER_REQUEST_TIMEOUT_MS = 10_000
-DB_POOL_MAX = 10
-# Keyed submissions hold a connection while their order is produced (the row lock that
-# serializes one key's requests), so they get their own pool and never starve reads.
-IDEMPOTENCY_POOL_MAX = 16
-PURGE_INTERVAL_S = 600.0
-DB_POOL_TIMEOUT_S = 5.0
-DB_OPEN_TIMEOUT_S = 10.0
-SHUTDOWN_TIMEOUT_S = 5.0
 # Request bodies are small JSON: they are never decompressed. aiohttp would otherwise decode
 # Content-Encoding in its HTTP parser, before any route runs, and answer a body that does not
 # decode with a plain-text 400 (or drop the connection); this way the route sees the header
@@ -96,7 +88,7 @@ async def api_errors(request: web.Request, handler: Any) -> web.StreamResponse:
         return error_response(500, "internal_error", "internal error; see the server log")
 
 
-def build_app(settings: Settings, *, producer: OrderBus, store: OrderStore, hub: StatusHub,
+def build_app(config: IngressConfig, *, producer: OrderBus, store: OrderStore, hub: StatusHub,
               metrics: IngressMetrics | None = None,
               idempotency: IdempotencyStore | None = None,
               workers: WorkerRegistry | None = None) -> web.Application:
@@ -107,10 +99,10 @@ def build_app(settings: Settings, *, producer: OrderBus, store: OrderStore, hub:
     intake = OrderIntake(producer, metrics, keys)
     orders = OrdersApi(intake, store, metrics)
     sockets = WebSocketApi(intake, store, hub, metrics)
-    health = HealthApi(settings, producer, store, metrics, workers)
+    health = HealthApi(config.rpc_url, producer, store, metrics, workers)
 
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[
-        origin_guard(OriginPolicy(settings.allowed_origins)), api_errors])
+        origin_guard(OriginPolicy(config.allowed_origins)), api_errors])
     # Literal paths before the {orderId} pattern: the router matches in this order.
     app.router.add_post("/api/orders/execute", orders.execute)
     app.router.add_get("/api/orders/execute", sockets.execute)
@@ -120,14 +112,15 @@ def build_app(settings: Settings, *, producer: OrderBus, store: OrderStore, hub:
     app.router.add_get("/api/openapi.json", openapi_document)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/metrics", health.metrics)
-    _add_ui(app, settings)
+    if config.ui_dir is not None:
+        _add_ui(app, config.ui_dir)
     app.cleanup_ctx.append(health.client_session)
     app.on_shutdown.append(sockets.close_all)
     return app
 
 
-def _add_ui(app: web.Application, settings: Settings) -> None:
-    index = settings.ui_dir / "index.html"
+def _add_ui(app: web.Application, ui_dir: Path) -> None:
+    index = ui_dir / "index.html"
 
     async def ui_index(_request: web.Request) -> web.StreamResponse:
         if not index.is_file():
@@ -135,8 +128,8 @@ def _add_ui(app: web.Application, settings: Settings) -> None:
         return web.FileResponse(index)
 
     app.router.add_get("/", ui_index)
-    if settings.ui_dir.is_dir():
-        app.router.add_static("/ui/", settings.ui_dir)
+    if ui_dir.is_dir():
+        app.router.add_static("/ui/", ui_dir)
 
 
 @functools.cache
@@ -149,8 +142,7 @@ async def openapi_document(_request: web.Request) -> web.Response:
     return web.Response(body=_openapi_bytes(), content_type="application/json")
 
 
-async def purge_expired_keys(keys: IdempotencyStore, *,
-                             interval_s: float = PURGE_INTERVAL_S) -> None:
+async def purge_expired_keys(keys: IdempotencyStore, *, interval_s: float) -> None:
     """Forget expired idempotency keys now and then; a failed round is retried next time."""
     while True:
         try:
@@ -181,51 +173,51 @@ async def _cancel_and_wait(task: asyncio.Task[Any]) -> None:
 
 
 @asynccontextmanager
-async def running_ingress(settings: Settings) -> AsyncIterator[RunningIngress]:
+async def running_ingress(config: IngressConfig) -> AsyncIterator[RunningIngress]:
     """Start producer, read pool, status feed and HTTP site; stop them in reverse order."""
-    settings.require("kafka_bootstrap", "database_url")
-    assert settings.kafka_bootstrap is not None and settings.database_url is not None
-    await create_topics(settings.kafka_bootstrap,
-                        topic_specs(settings.orders_partitions, settings.status_partitions))
+    await create_topics(config.bootstrap,
+                        topic_specs(config.orders_partitions, config.status_partitions))
     metrics = IngressMetrics()
     hub = StatusHub()
     async with AsyncExitStack() as stack:
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
-                                    client_id=f"{settings.app_id}-ingress",
-                                    request_timeout_ms=PRODUCER_REQUEST_TIMEOUT_MS)
+        producer = AIOKafkaProducer(bootstrap_servers=config.bootstrap, acks="all",
+                                    client_id=f"{config.app_id}-ingress",
+                                    request_timeout_ms=config.producer_request_timeout_ms)
         await producer.start()
         stack.push_async_callback(producer.stop)
 
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-            settings.database_url, min_size=1, max_size=DB_POOL_MAX, open=False,
-            timeout=DB_POOL_TIMEOUT_S, kwargs={"autocommit": True},
+            config.database_url, min_size=1, max_size=config.db_pool_max, open=False,
+            timeout=config.db_pool_timeout_s, kwargs={"autocommit": True},
             configure=_configure_connection, name="ingress-read")
-        await pool.open(wait=True, timeout=DB_OPEN_TIMEOUT_S)
+        await pool.open(wait=True, timeout=config.db_open_timeout_s)
         stack.push_async_callback(pool.close)
 
         keys_pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-            settings.database_url, min_size=1, max_size=IDEMPOTENCY_POOL_MAX, open=False,
-            timeout=DB_POOL_TIMEOUT_S, kwargs={"autocommit": True},
+            config.database_url, min_size=1, max_size=config.idempotency_pool_max,
+            open=False, timeout=config.db_pool_timeout_s, kwargs={"autocommit": True},
             configure=configure_idempotency_connection, name="ingress-idempotency")
-        await keys_pool.open(wait=True, timeout=DB_OPEN_TIMEOUT_S)
+        await keys_pool.open(wait=True, timeout=config.db_open_timeout_s)
         stack.push_async_callback(keys_pool.close)
         keys = PostgresIdempotencyStore(keys_pool)
-        purger = spawn(purge_expired_keys(keys), name="ingress.idempotency-purge")
+        purger = spawn(purge_expired_keys(keys, interval_s=config.purge_interval_s),
+                       name="ingress.idempotency-purge")
         stack.push_async_callback(_cancel_and_wait, purger)
 
-        feed = StatusFeed(settings.kafka_bootstrap, hub, metrics,
-                          client_id=f"{settings.app_id}-ingress-status")
+        feed = StatusFeed(config.bootstrap, hub, metrics,
+                          client_id=f"{config.app_id}-ingress-status")
         await feed.start()
         stack.push_async_callback(feed.stop)
         feed_task = spawn(feed.run(), name="ingress.status-feed")
         stack.push_async_callback(_cancel_and_wait, feed_task)
 
-        app = build_app(settings, producer=KafkaOrderBus(producer),
+        app = build_app(config, producer=KafkaOrderBus(producer),
                         store=PostgresOrderStore(pool), hub=hub, metrics=metrics,
                         idempotency=keys, workers=PostgresWorkerRegistry(pool))
-        runner, _ = await start_site(app, settings.http_host, settings.http_port,
+        runner, _ = await start_site(app, config.host, config.port,
                                      handle_signals=False, access_log=None,
-                                     shutdown_timeout=SHUTDOWN_TIMEOUT_S, **RUNNER_OPTIONS)
+                                     shutdown_timeout=config.shutdown_timeout_s,
+                                     **RUNNER_OPTIONS)
         stack.push_async_callback(runner.cleanup)
         host, port = runner.addresses[0][:2]
         url = f"http://{host}:{port}"
@@ -253,9 +245,9 @@ def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
             loop.remove_signal_handler(sig)
 
 
-async def serve(settings: Settings) -> None:
+async def serve(config: IngressConfig) -> None:
     """Run ingress until SIGTERM/SIGINT or cancellation; re-raise if the status feed dies."""
-    async with running_ingress(settings) as ingress:
+    async with running_ingress(config) as ingress:
         stop = asyncio.Event()
         with _stop_on_signals(stop):
             stopper = spawn(stop.wait(), name="ingress.stop-signal")

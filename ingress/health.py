@@ -21,7 +21,6 @@ from aiohttp import web
 from ingress.metrics import IngressMetrics
 from ingress.ports import OrderBus, OrderStore, WorkerRegistry
 from ingress.responses import json_response
-from orderflow.settings import Settings
 
 CHECK_TIMEOUT_S = 2.0
 CACHE_S = 1.0
@@ -91,12 +90,13 @@ async def run_checks(checks: dict[str, Check | None], *, timeout_s: float = CHEC
 class HealthApi:
     """``GET /healthz`` (readiness of broker, database, RPC, workers) and ``GET /metrics``.
 
-    ``workers`` None (tests of other routes) reports the worker check as not configured.
+    ``rpc_url`` None skips the RPC check, ``workers`` None (tests of other routes) the
+    worker check: each is reported as not configured.
     """
 
-    def __init__(self, settings: Settings, bus: OrderBus, store: OrderStore,
+    def __init__(self, rpc_url: str | None, bus: OrderBus, store: OrderStore,
                  metrics: IngressMetrics, workers: WorkerRegistry | None = None) -> None:
-        self._rpc_url = settings.solana_rpc_url
+        self._rpc_url = rpc_url
         self._bus = bus
         self._store = store
         self._workers = workers

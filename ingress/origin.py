@@ -9,7 +9,7 @@ GET/HEAD/OPTIONS:
 
 * no ``Origin`` header: a non-browser client (curl, bots, the bench); served;
 * ``Origin`` equal to the origin the request came to (its ``Host``): our own UI; served;
-* ``Origin`` in ``Settings.allowed_origins`` (``ORDERFLOW_ALLOWED_ORIGINS``); served;
+* ``Origin`` in ``IngressConfig.allowed_origins`` (``ORDERFLOW_ALLOWED_ORIGINS``); served;
 * anything else, ``null`` included: 403 ``forbidden_origin`` before any handler runs.
 
 Plain GETs need no check: without CORS headers (the ingress sends none) a foreign

@@ -64,8 +64,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "ingress":
         from ingress.app import serve
 
-        settings.require("kafka_bootstrap", "database_url")
-        asyncio.run(_migrate_then(settings, serve(settings)))
+        asyncio.run(_migrate_then(settings, serve(settings.ingress_config())))
         return 0
     if args.command == "worker":
         from orderflow.worker import run_worker

@@ -17,8 +17,8 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from ingress.app import running_ingress
+from ingress.config import IngressConfig
 from orderflow.embedded import EmbeddedProcess, start_broker
-from orderflow.settings import Settings
 from pipeline.topic_admin import create_topics
 from pipeline.topics import ORDERS, topic_specs
 from tests.helpers import free_port, wait_until
@@ -63,11 +63,11 @@ async def test_post_is_503_while_orders_cannot_be_written_and_202_once_it_can(
         tmp_path: Path, database_url: str) -> None:
     port = free_port()
     broker: EmbeddedProcess = await asyncio.to_thread(start_broker, port, tmp_path / "b1")
-    settings = Settings(kafka_bootstrap=broker.url, database_url=await schema_dsn(
-        database_url, "ingress_durable"), http_port=free_port())
-    specs = topic_specs(settings.orders_partitions, settings.status_partitions)
+    config = IngressConfig(bootstrap=broker.url, database_url=await schema_dsn(
+        database_url, "ingress_durable"), port=free_port())
+    specs = topic_specs(config.orders_partitions, config.status_partitions)
     try:
-        async with running_ingress(settings) as ingress, \
+        async with running_ingress(config) as ingress, \
                 aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
             status, doc, _ = await post(http, ingress.url)
             assert status == 202, doc

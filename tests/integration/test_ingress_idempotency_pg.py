@@ -23,10 +23,10 @@ from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
 from ingress.app import running_ingress
+from ingress.config import IngressConfig
 from ingress.idempotency import IdempotencyKeyBusy, IdempotencyKeyReused, fingerprint
 from ingress.pg_idempotency import PostgresIdempotencyStore, configure_connection
 from ingress.ports import BrokerUnavailable
-from orderflow.settings import Settings
 from pipeline.tokens import SOL, USDC
 from pipeline.topics import ORDERS
 from pipeline.wire import ExecuteOrder, decode_execute_order, now_ms
@@ -190,12 +190,12 @@ async def test_a_key_locked_too_long_is_in_progress(dsn: str) -> None:
 
 async def test_http_requests_with_one_key_put_one_order_on_the_topic_even_across_restarts(
         topics: str, dsn: str) -> None:
-    settings = Settings(kafka_bootstrap=topics, database_url=dsn, http_port=free_port())
+    config = IngressConfig(bootstrap=topics, database_url=dsn, port=free_port())
     key = f"http-{uuid.uuid4()}"
     body = {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "0.25", "slippageBps": 30}
     orders = await tail(topics, ORDERS)
     try:
-        async with running_ingress(settings) as ingress, aiohttp.ClientSession() as http:
+        async with running_ingress(config) as ingress, aiohttp.ClientSession() as http:
             async def post(doc: dict[str, Any]) -> tuple[int, Any, str | None]:
                 async with http.post(f"{ingress.url}/api/orders/execute", json=doc,
                                      headers={"Idempotency-Key": key}) as resp:
@@ -209,7 +209,7 @@ async def test_http_requests_with_one_key_put_one_order_on_the_topic_even_across
             status, doc, _ = await post({**body, "amount": "0.26"})
             assert (status, doc["error"]["code"]) == (422, "idempotency_key_reused")
 
-        async with running_ingress(settings) as ingress, aiohttp.ClientSession() as http:
+        async with running_ingress(config) as ingress, aiohttp.ClientSession() as http:
             async with http.post(f"{ingress.url}/api/orders/execute", json=body,
                                  headers={"Idempotency-Key": key}) as resp:
                 assert resp.status == 202

@@ -28,7 +28,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from ingress.app import RunningIngress, running_ingress, serve
-from orderflow.settings import Settings
+from ingress.config import IngressConfig
 from pipeline.lifecycle import (
     Order,
     OrderAccepted,
@@ -54,7 +54,7 @@ SCHEMA = "ingress_it"
 @pytest.fixture(scope="module")
 async def topics(broker: str) -> str:
     """Create the two topics ingress uses (idempotently) with the default partition counts."""
-    defaults = Settings()
+    defaults = IngressConfig(bootstrap=broker, database_url="")
     admin = AIOKafkaAdminClient(bootstrap_servers=broker)
     await admin.start()
     try:
@@ -89,8 +89,8 @@ async def dsn(database_url: str) -> str:
 
 @pytest.fixture(scope="module")
 async def ingress(topics: str, dsn: str) -> AsyncIterator[RunningIngress]:
-    settings = Settings(kafka_bootstrap=topics, database_url=dsn, http_port=free_port())
-    async with running_ingress(settings) as running:
+    config = IngressConfig(bootstrap=topics, database_url=dsn, port=free_port())
+    async with running_ingress(config) as running:
         yield running
 
 
@@ -303,8 +303,8 @@ async def test_serve_stops_cleanly_on_cancel_and_on_sigterm(topics: str, dsn: st
     for stop in ("cancel", "sigterm"):
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        task = asyncio.ensure_future(serve(Settings(kafka_bootstrap=topics, database_url=dsn,
-                                                    http_port=port)))
+        task = asyncio.ensure_future(serve(IngressConfig(bootstrap=topics, database_url=dsn,
+                                                         port=port)))
 
         def up_or_failed(task: asyncio.Future[None] = task, url: str = url) -> Any:
             if task.done():

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from ingress.app import RunningIngress, running_ingress
-from orderflow.settings import Settings
+from ingress.config import IngressConfig
 from tests.helpers import free_port, wait_until
 from tests.integration.test_ingress_kafka import schema_dsn, topics  # noqa: F401 (fixture)
 
@@ -30,8 +30,8 @@ async def dsn(database_url: str) -> str:
 
 @pytest.fixture(scope="module")
 async def ingress(topics: str, dsn: str) -> AsyncIterator[RunningIngress]:  # noqa: F811
-    settings = Settings(kafka_bootstrap=topics, database_url=dsn, http_port=free_port())
-    async with running_ingress(settings) as running:
+    config = IngressConfig(bootstrap=topics, database_url=dsn, port=free_port())
+    async with running_ingress(config) as running:
         yield running
 
 

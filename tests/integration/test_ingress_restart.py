@@ -26,7 +26,7 @@ from aiohttp import WSMsgType
 from psycopg_pool import AsyncConnectionPool
 
 from ingress.app import running_ingress
-from orderflow.settings import Settings
+from ingress.config import IngressConfig
 from pipeline.wire import StatusEvent
 from sinks.postgres import PostgresStatusStore
 from tests.helpers import free_port, wait_until
@@ -81,7 +81,7 @@ class Client:
 
 async def test_reconnect_after_an_ingress_restart_gets_exactly_the_missed_events(
         topics: str, dsn: str, sink: PostgresStatusStore) -> None:
-    settings = Settings(kafka_bootstrap=topics, database_url=dsn, http_port=free_port())
+    config = IngressConfig(bootstrap=topics, database_url=dsn, port=free_port())
     order_id = f"it-restart-{uuid.uuid4().hex[:12]}"
     pending, routing, building, submitted, confirmed = lifecycle(order_id)
 
@@ -91,7 +91,7 @@ async def test_reconnect_after_an_ingress_restart_gets_exactly_the_missed_events
         await sink.write(list(events))
 
     async with aiohttp.ClientSession() as http:
-        async with running_ingress(settings) as ingress:
+        async with running_ingress(config) as ingress:
             first = Client(await http.ws_connect(f"{ingress.url}/api/orders/ws?orderId={order_id}"))
             await first.wait_for(1, "the subscription")
             assert first.messages == [{"type": "subscribed", "orderId": order_id, "replayed": 0}]
@@ -104,7 +104,7 @@ async def test_reconnect_after_an_ingress_restart_gets_exactly_the_missed_events
 
         await happen(building, submitted)  # while no ingress is running
 
-        async with running_ingress(settings) as ingress:
+        async with running_ingress(config) as ingress:
             url = f"{ingress.url}/api/orders/ws?orderId={order_id}"
             resumed = Client(await http.ws_connect(f"{url}&after={had[-1]}"))
             naive = Client(await http.ws_connect(url))  # no `after`: de-duplicates itself

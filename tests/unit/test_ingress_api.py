@@ -16,10 +16,16 @@ from ingress.app import build_app
 from ingress.hub import StatusHub
 from ingress.kafka_bus import KafkaOrderBus
 from ingress.ports import BrokerUnavailable, WorkerBeat
-from orderflow.settings import Settings
 from pipeline.tokens import SOL, USDC
 from tests.unit import test_ingress_fakes as fakes
-from tests.unit.test_ingress_fakes import FakeBus, FakeStore, Ingress, lifecycle, record
+from tests.unit.test_ingress_fakes import (
+    FakeBus,
+    FakeStore,
+    Ingress,
+    ingress_config,
+    lifecycle,
+    record,
+)
 
 ingress = fakes.ingress
 
@@ -132,7 +138,7 @@ async def test_healthz_reports_each_check(rpc_url: tuple[str, dict[str, Any]],
     monkeypatch.setattr(health, "CACHE_S", 0.0)  # every call checks afresh
     url, answer = rpc_url
     bus, store = FakeBus(), FakeStore()
-    app = build_app(Settings(solana_rpc_url=url), producer=bus, store=store, hub=StatusHub())
+    app = build_app(ingress_config(rpc_url=url), producer=bus, store=store, hub=StatusHub())
     async with TestClient(TestServer(app)) as client:
         async with client.get("/healthz") as resp:
             doc = await resp.json()
@@ -247,7 +253,7 @@ class FakeWorkers:
 
 async def test_healthz_needs_live_executor_and_sinks_workers_and_is_cached() -> None:
     workers = FakeWorkers()
-    app = build_app(Settings(), producer=FakeBus(), store=FakeStore(), hub=StatusHub(),
+    app = build_app(ingress_config(), producer=FakeBus(), store=FakeStore(), hub=StatusHub(),
                     workers=workers)
     async with TestClient(TestServer(app)) as client:
         async def healthz() -> tuple[int, Any]:

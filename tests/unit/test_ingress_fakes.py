@@ -18,12 +18,13 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from ingress.app import RUNNER_OPTIONS, build_app
+from ingress.config import IngressConfig
 from ingress.hub import StatusHub
 from ingress.idempotency import IdempotencyStore, InMemoryIdempotencyStore
 from ingress.metrics import IngressMetrics
 from ingress.ports import BrokerUnavailable, OrderBus, OrderStore
 from ingress.records import OrderRecord, PageCursor, ms_to_datetime
-from orderflow.settings import Settings
+from orderflow.settings import REPO_ROOT
 from pipeline.lifecycle import (
     Order,
     OrderAccepted,
@@ -37,6 +38,14 @@ from pipeline.lifecycle import (
 from pipeline.model import Quote, Venue
 from pipeline.tokens import SOL, USDC
 from pipeline.wire import StatusEvent
+
+
+def ingress_config(**changes: Any) -> IngressConfig:
+    """A config for routes on fakes (nothing connects to its broker or database), with the
+    repository's UI."""
+    fields: dict[str, Any] = {"bootstrap": "unused:9092", "database_url": "postgresql://unused",
+                              "ui_dir": REPO_ROOT / "ui"}
+    return IngressConfig(**{**fields, **changes})
 
 
 @dataclass(frozen=True)
@@ -157,7 +166,7 @@ async def ingress() -> AsyncIterator[Ingress]:
     bus, store, metrics = FakeBus(), FakeStore(), IngressMetrics()
     keys = InMemoryIdempotencyStore()
     hub = StatusHub(client_capacity=64)
-    app = build_app(Settings(), producer=bus, store=store, hub=hub, metrics=metrics,
+    app = build_app(ingress_config(), producer=bus, store=store, hub=hub, metrics=metrics,
                     idempotency=keys)
     server = TestServer(app)
     await server.start_server(**RUNNER_OPTIONS)  # as running_ingress runs it

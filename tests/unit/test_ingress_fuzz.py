@@ -40,11 +40,10 @@ from ingress.app import RUNNER_OPTIONS, build_app
 from ingress.hub import StatusHub
 from ingress.idempotency import InMemoryIdempotencyStore
 from ingress.metrics import IngressMetrics
-from orderflow.settings import Settings
 from pipeline.tokens import KNOWN_TOKENS, SOL, U64_MAX, USDC, USDT, Token
 from pipeline.topics import ORDERS
 from pipeline.wire import MAX_MESSAGE_BYTES, decode_execute_order
-from tests.unit.test_ingress_fakes import FakeBus, FakeStore
+from tests.unit.test_ingress_fakes import FakeBus, FakeStore, ingress_config
 from tests.unit.test_ingress_openapi import validate_response
 
 URL = "/api/orders/execute"
@@ -343,7 +342,7 @@ class Harness:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.bus, self.keys = FakeBus(), InMemoryIdempotencyStore()
-        app = build_app(Settings(), producer=self.bus, store=FakeStore(),
+        app = build_app(ingress_config(), producer=self.bus, store=FakeStore(),
                         hub=StatusHub(client_capacity=64), metrics=IngressMetrics(),
                         idempotency=self.keys)
 

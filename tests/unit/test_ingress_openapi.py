@@ -26,13 +26,20 @@ from referencing.jsonschema import DRAFT202012
 from ingress import health
 from ingress.app import build_app
 from ingress.hub import StatusHub
-from orderflow.settings import REPO_ROOT, Settings
+from orderflow.settings import REPO_ROOT
 from pipeline.errors import InvalidOrder
 from pipeline.tokens import KNOWN_TOKENS, SOL, U64_MAX, resolve_token, to_base_units
 from pipeline.topics import ORDERS
 from pipeline.wire import decode_execute_order
 from tests.unit import test_ingress_fakes as fakes
-from tests.unit.test_ingress_fakes import FakeBus, FakeStore, Ingress, lifecycle, record
+from tests.unit.test_ingress_fakes import (
+    FakeBus,
+    FakeStore,
+    Ingress,
+    ingress_config,
+    lifecycle,
+    record,
+)
 
 ingress = fakes.ingress
 DOC: dict[str, Any] = json.loads((REPO_ROOT / "ingress" / "openapi.json").read_text())
@@ -121,7 +128,7 @@ def test_every_ref_resolves_and_every_schema_is_json_schema_2020_12() -> None:
 
 
 def test_documented_operations_are_exactly_the_routes() -> None:
-    app = build_app(Settings(), producer=FakeBus(), store=FakeStore(), hub=StatusHub())
+    app = build_app(ingress_config(), producer=FakeBus(), store=FakeStore(), hub=StatusHub())
     routes = set()
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource is not None else {}

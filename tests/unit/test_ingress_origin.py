@@ -22,7 +22,7 @@ from ingress.hub import StatusHub
 from orderflow.settings import Settings
 from pipeline.errors import ConfigError
 from pipeline.topics import ORDERS
-from tests.unit.test_ingress_fakes import FakeBus, FakeStore
+from tests.unit.test_ingress_fakes import FakeBus, FakeStore, ingress_config
 
 EVIL = "https://evil.example"
 FRIEND = "https://trader.example"
@@ -32,8 +32,8 @@ ORDER = {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "0.01"}
 @pytest.fixture
 async def app() -> AsyncIterator[tuple[TestClient[Any, Any], FakeBus]]:
     bus = FakeBus()
-    settings = Settings(allowed_origins=(FRIEND,))
-    server = TestServer(build_app(settings, producer=bus, store=FakeStore(), hub=StatusHub()))
+    config = ingress_config(allowed_origins=(FRIEND,))
+    server = TestServer(build_app(config, producer=bus, store=FakeStore(), hub=StatusHub()))
     await server.start_server(**RUNNER_OPTIONS)
     async with TestClient(server) as client:
         yield client, bus

@@ -22,9 +22,8 @@ from ingress import orders_api
 from ingress.app import RUNNER_OPTIONS, build_app
 from ingress.connections import ConnectionGuard, limit_accept_error_log, start_site
 from ingress.hub import StatusHub
-from orderflow.settings import Settings
 from tests.helpers import wait_until
-from tests.unit.test_ingress_fakes import FakeBus, FakeStore
+from tests.unit.test_ingress_fakes import FakeBus, FakeStore, ingress_config
 
 SLOW = 20  # slow connections per test: small, the mechanism is the same for 1,000
 
@@ -38,7 +37,7 @@ class Site:
 @pytest.fixture
 async def site(request: pytest.FixtureRequest) -> AsyncIterator[Site]:
     max_connections, header_timeout_s = getattr(request, "param", (1000, 0.5))
-    app = build_app(Settings(), producer=FakeBus(), store=FakeStore(), hub=StatusHub())
+    app = build_app(ingress_config(), producer=FakeBus(), store=FakeStore(), hub=StatusHub())
     runner, guard = await start_site(app, "127.0.0.1", 0, max_connections=max_connections,
                                      header_timeout_s=header_timeout_s, access_log=None,
                                      **RUNNER_OPTIONS)
