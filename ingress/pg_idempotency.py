@@ -19,6 +19,8 @@ record is produced twice with one orderId; the engine de-duplicates by orderId.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -43,32 +45,37 @@ log = logging.getLogger(__name__)
 LOCK_TIMEOUT_MS = 15_000  # > the producer's send timeout: a waiter outlives a slow winner
 CLAIM_ROUNDS = 3  # a key purged or replaced between the two steps is claimed again
 
-_RESERVE = """
-INSERT INTO idempotency_keys (key, fingerprint, order_id, command, expires_at)
+# %(now)s is the store's clock, or NULL for the database's own (the default): every
+# statement reads "now" as COALESCE(%(now)s, now()).
+_NOW = "COALESCE(%(now)s::timestamptz, now())"
+
+_RESERVE = f"""
+INSERT INTO idempotency_keys (key, fingerprint, order_id, command, created_at, expires_at)
 VALUES (%(key)s, %(fingerprint)s, %(order_id)s, %(command)s,
-        now() + make_interval(secs => %(ttl_s)s))
+        {_NOW}, {_NOW} + make_interval(secs => %(ttl_s)s))
 ON CONFLICT (key) DO NOTHING
 RETURNING order_id
 """
 
 # Only an expired row is taken over; a live row is not even locked by this statement.
-_TAKE_OVER_EXPIRED = """
+_TAKE_OVER_EXPIRED = f"""
 UPDATE idempotency_keys
 SET fingerprint = %(fingerprint)s, order_id = %(order_id)s, command = %(command)s,
-    produced_at = NULL, created_at = now(), expires_at = now() + make_interval(secs => %(ttl_s)s)
-WHERE key = %(key)s AND expires_at <= now()
+    produced_at = NULL, created_at = {_NOW},
+    expires_at = {_NOW} + make_interval(secs => %(ttl_s)s)
+WHERE key = %(key)s AND expires_at <= {_NOW}
 RETURNING order_id
 """
 
-_ROW = """
+_ROW = f"""
 SELECT fingerprint, order_id, command, produced_at IS NOT NULL AS produced,
-       expires_at > now() AS live
-FROM idempotency_keys WHERE key = %s
+       expires_at > {_NOW} AS live
+FROM idempotency_keys WHERE key = %(key)s
 """
 
-_PRODUCED = "UPDATE idempotency_keys SET produced_at = now() WHERE key = %s"
+_PRODUCED = f"UPDATE idempotency_keys SET produced_at = {_NOW} WHERE key = %(key)s"
 
-_PURGE = "DELETE FROM idempotency_keys WHERE expires_at <= now()"
+_PURGE = f"DELETE FROM idempotency_keys WHERE expires_at <= {_NOW}"
 
 
 async def configure_connection(conn: AsyncConnection[Any]) -> None:
@@ -78,16 +85,25 @@ async def configure_connection(conn: AsyncConnection[Any]) -> None:
 
 
 class PostgresIdempotencyStore:
-    """Needs a pool of autocommit connections set up by :func:`configure_connection`."""
+    """Needs a pool of autocommit connections set up by :func:`configure_connection`.
 
-    def __init__(self, pool: AsyncConnectionPool[Any], *, ttl_s: float = KEY_TTL_S) -> None:
+    Expiry is judged by the database's clock; ``clock`` (tests) replaces it with the
+    caller's, so a test can move past a key's expiry without waiting for it.
+    """
+
+    def __init__(self, pool: AsyncConnectionPool[Any], *, ttl_s: float = KEY_TTL_S,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self._pool = pool
         self._ttl_s = ttl_s
+        self._clock = clock
+
+    def _now(self) -> datetime | None:
+        return None if self._clock is None else self._clock()
 
     async def claim(self, key: str, fingerprint: str, order: ExecuteOrder,
                     produce: Produce) -> Claim:
         params = {"key": key, "fingerprint": fingerprint, "order_id": order.order_id,
-                  "command": Jsonb(order.to_json()), "ttl_s": self._ttl_s}
+                  "command": Jsonb(order.to_json()), "ttl_s": self._ttl_s, "now": self._now()}
         try:
             async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
                 for _ in range(CLAIM_ROUNDS):
@@ -113,7 +129,7 @@ class PostgresIdempotencyStore:
             await cur.execute(_TAKE_OVER_EXPIRED, params)
             ours = await cur.fetchone() is not None
         if not ours:  # fast answers without waiting on a producing request
-            await cur.execute(_ROW, (params["key"],))
+            await cur.execute(_ROW, params)
             row = await cur.fetchone()
             if row is None:
                 return None  # purged in between: reserve again
@@ -123,7 +139,7 @@ class PostgresIdempotencyStore:
                 return Claim(_command(row), replayed=True, produced=False)
         # Step 2: produce under the row lock.
         async with conn.transaction():
-            await cur.execute(_ROW + " FOR UPDATE", (params["key"],))
+            await cur.execute(_ROW + " FOR UPDATE", params)
             row = await cur.fetchone()
             if row is None or not row["live"]:
                 return None  # purged, or expired while we waited: claim again
@@ -133,13 +149,13 @@ class PostgresIdempotencyStore:
             if row["produced"]:
                 return Claim(stored, replayed=not ours, produced=False)
             await produce(stored)
-            await cur.execute(_PRODUCED, (params["key"],))
+            await cur.execute(_PRODUCED, params)
         return Claim(stored, replayed=not ours, produced=True)
 
     async def purge_expired(self) -> int:
         try:
             async with self._pool.connection() as conn:
-                cur = await conn.execute(_PURGE)
+                cur = await conn.execute(_PURGE, {"now": self._now()})
                 purged: int = cur.rowcount
                 return purged
         except (psycopg.Error, PoolTimeout) as exc:

@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import orjson
 import psycopg
 import pytest
+from aiokafka import AIOKafkaConsumer
 from psycopg import AsyncConnection
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
@@ -145,19 +147,47 @@ async def test_same_key_with_another_request_is_refused(keys: PostgresIdempotenc
     assert produce.produced == [order.order_id]
 
 
+async def read_to_end(consumer: AIOKafkaConsumer) -> list[Any]:
+    """Every record from the consumer's position up to the end offsets as of now."""
+    parts = consumer.assignment()
+    end = await consumer.end_offsets(list(parts))
+    out: list[Any] = []
+    async with asyncio.timeout(15):
+        while [tp for tp in parts if await consumer.position(tp) < end[tp]]:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                out += records
+    return out
+
+
+class Clock:
+    """The store's clock, moved by the test: expiry without waiting for it."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 async def test_expired_keys_start_new_orders_and_are_purged(dsn: str) -> None:
     pool = await _pool(dsn)
     try:
-        short = PostgresIdempotencyStore(pool, ttl_s=0.3)
+        clock = Clock()
+        short = PostgresIdempotencyStore(pool, ttl_s=30, clock=clock)
         key = f"expire-{uuid.uuid4()}"
         produce = Producer()
         a, b = new_order(), new_order(amount=9)
         await short.claim(key, fingerprint(a), a, produce)
-        await asyncio.sleep(0.5)
+        clock.now += timedelta(seconds=29)
+        with pytest.raises(IdempotencyKeyReused):  # still live: the key stands for `a`
+            await short.claim(key, fingerprint(b), b, produce)
+        await short.purge_expired()
+        assert await row(dsn, key) is not None  # not purged before it expires
+        clock.now += timedelta(seconds=1)  # expires_at <= now: expired
         claim = await short.claim(key, fingerprint(b), b, produce)  # another request: fine now
         assert (claim.order, claim.replayed, claim.produced) == (b, False, True)
         assert produce.produced == [a.order_id, b.order_id]
-        await asyncio.sleep(0.5)
+        clock.now += timedelta(seconds=30)
         assert await short.purge_expired() >= 1
         assert await row(dsn, key) is None
     finally:
@@ -215,14 +245,9 @@ async def test_http_requests_with_one_key_put_one_order_on_the_topic_even_across
                 assert resp.status == 202
                 assert (await resp.json())["orderId"] == order_id  # durable across restarts
 
-        produced: list[Any] = []
-        async with asyncio.timeout(10):
-            while not produced:
-                for records in (await orders.getmany(timeout_ms=500)).values():
-                    produced += [r for r in records if r.key == order_id.encode()]
-        await asyncio.sleep(1.0)  # and nothing behind it
-        for records in (await orders.getmany(timeout_ms=500)).values():
-            produced += [r for r in records if r.key == order_id.encode()]
+        # Every produce was acknowledged before its 202: all of them lie below the end
+        # offsets read now, so reading up to those is reading everything that came.
+        produced = [r for r in await read_to_end(orders) if r.key == order_id.encode()]
         assert len(produced) == 1
         order = decode_execute_order(produced[0].value)
         assert (order.order_id, order.amount_in, order.slippage_bps) == (
