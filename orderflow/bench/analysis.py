@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -13,10 +12,7 @@ from orderflow.bench.stats import quantile, steady_rate, summarize
 from orderflow.bench.status import Ev, StatusCollector
 
 if TYPE_CHECKING:
-
     from orderflow.bench.trace import EdgeTrace
-
-log = logging.getLogger("orderflow.bench")
 
 
 @dataclass(slots=True)

@@ -8,16 +8,12 @@ import contextlib
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from orderflow.bench.http import RpcCallError, faucet, post_json, rpc_batch, rpc_call
 from orderflow.bench.specs import LAMPORTS_PER_SOL, SOL_ORDER, USDC_ORDER
 from orderflow.bench.stats import steady_rate, summarize
 from pipeline.tokens import SOL, USDC
-
-if TYPE_CHECKING:
-
-    pass
 
 log = logging.getLogger("orderflow.bench")
 

@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from orderflow.bench.specs import CEILINGS
-
-if TYPE_CHECKING:
-
-    pass
-
-log = logging.getLogger("orderflow.bench")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

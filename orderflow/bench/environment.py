@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import platform
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-
-    pass
-
-log = logging.getLogger("orderflow.bench")
+from typing import Any
 
 
 def versions() -> dict[str, str]:

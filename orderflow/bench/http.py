@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -14,9 +13,6 @@ from orderflow.settings import Settings
 
 if TYPE_CHECKING:
     import aiohttp
-
-
-log = logging.getLogger("orderflow.bench")
 
 
 class RpcCallError(Exception):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 import uuid
 from collections.abc import Awaitable, Sequence
@@ -18,8 +17,6 @@ if TYPE_CHECKING:
     import aiohttp
 
     from orderflow.bench.cli import BenchOptions
-
-log = logging.getLogger("orderflow.bench")
 
 
 async def fund_for(session: aiohttp.ClientSession, venue: str, owner: str,

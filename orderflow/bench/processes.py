@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-
-    pass
-
-log = logging.getLogger("orderflow.bench")
+from typing import Any
 
 
 class ProcSampler:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import shutil
 import signal
 import sys
@@ -10,10 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-
     from orderflow.embedded import EmbeddedProcess
-
-log = logging.getLogger("orderflow.bench")
 
 
 class Profiler:

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from orderflow.bench.specs import STAGES
-
-if TYPE_CHECKING:
-
-    pass
-
-log = logging.getLogger("orderflow.bench")
 
 
 def _pcts(d: dict[str, Any] | None, keys: Sequence[str] = ("p50", "p95", "p99", "max")) -> str:

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from orderflow.bench.stats import units_text
 from pipeline.tokens import SOL, USDC
-
-if TYPE_CHECKING:
-
-    pass
-
-log = logging.getLogger("orderflow.bench")
-
 
 SCHEMA = "orderflow-bench/1"
 SOL_ORDER = 10_000_000  # 0.01 SOL, plus the order's index in lamports

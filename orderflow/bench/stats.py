@@ -2,16 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-
-    pass
-
-log = logging.getLogger("orderflow.bench")
 
 
 def quantile(sorted_values: Sequence[float], q: float) -> float:

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from orderflow.bench.specs import TERMINAL
-
-if TYPE_CHECKING:
-
-    pass
-
-log = logging.getLogger("orderflow.bench")
 
 
 class Ev(NamedTuple):

@@ -10,7 +10,6 @@ RPC traffic routed through the recording proxies of :mod:`orderflow.bench.trace`
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import shutil
 import time
@@ -26,8 +25,6 @@ if TYPE_CHECKING:
     from solders.keypair import Keypair
 
     from orderflow.bench.cli import BenchOptions
-
-log = logging.getLogger("orderflow.bench")
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import logging
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -16,8 +15,6 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from orderflow.bench.analysis import OrderTimes
-
-log = logging.getLogger("orderflow.bench")
 
 
 class EdgeTrace:
