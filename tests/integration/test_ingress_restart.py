@@ -16,6 +16,7 @@ eventId (eventIds are deterministic); both are checked here.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -74,6 +75,9 @@ class Client:
     async def wait_for(self, n_messages: int, what: str) -> None:
         await wait_until(lambda: len(self.messages) >= n_messages, 15, what)
 
+    async def wait_for_event(self, event_id: str) -> None:
+        await wait_until(lambda: event_id in self.statuses(), 15, f"event {event_id}")
+
     async def close(self) -> None:
         await self.ws.close()
         await asyncio.wait_for(self._reader, 10)
@@ -111,9 +115,14 @@ async def test_reconnect_after_an_ingress_restart_gets_exactly_the_missed_events
             await resumed.wait_for(3, "the missed events")
             await naive.wait_for(5, "the whole history")
             await happen(confirmed)
-            await resumed.wait_for(4, "the live confirmed")
-            await naive.wait_for(6, "the live confirmed")
-            await asyncio.sleep(0.5)  # nothing else is coming
+            # A marker behind `confirmed` on its partition (same key): once a client has it,
+            # everything `confirmed` could have caused has reached that client too.
+            marker = dataclasses.replace(confirmed, event_id=f"{order_id}:marker")
+            await publish(topics, marker)
+            await resumed.wait_for_event(marker.event_id)
+            await naive.wait_for_event(marker.event_id)
+            for client in (resumed, naive):
+                assert client.messages.pop() == {"type": "status", **marker.to_json()}
 
             missed = [building.event_id, submitted.event_id, confirmed.event_id]
             assert resumed.messages == [
