@@ -119,7 +119,8 @@ class OrderExecutor:
                  enabled_venues: tuple[Venue, ...] = (Venue.RAYDIUM, Venue.METEORA),
                  timer: StageTimer | None = None, metrics: EngineMetrics | None = None,
                  history: WalletHistory | None = None, publish_budget_s: float = 30.0,
-                 price_limits: PriceLimits | None = None) -> None:
+                 price_limits: PriceLimits | None = None,
+                 follow_backoff_s: float = 1.0) -> None:
         metrics = metrics if metrics is not None else EngineMetrics(CollectorRegistry())
         self._venues = venues
         self._chain = chain
@@ -136,6 +137,7 @@ class OrderExecutor:
         self._router = Router(venues, enabled=enabled_venues,
                               limits=price_limits or PriceLimits(), metrics=metrics)
         self._history = history or WalletHistory(chain, self._wallet_pubkey)
+        self._follow_backoff_s = follow_backoff_s
         self._runs = KeyedLock()
         self.owned: set[str] = set()
 
@@ -242,7 +244,8 @@ class OrderExecutor:
             raise  # not the order's fault: the caller holds the order and runs it again
         except Exception as exc_:  # a bug must still end the order visibly
             exc = as_order_error(exc_)
-        if isinstance(exc, TransientError) and order.attempt < self._max_attempts:
+        if isinstance(exc, TransientError) and (order.attempt < self._max_attempts
+                                                or await self._may_have_swapped(order)):
             delay = retry_delay_ms(order.attempt)
             due = now_ms() + delay
             restarted = await self._restart(job, order, exc.code, exc.message, due)
@@ -254,6 +257,15 @@ class OrderExecutor:
             message = f"{message} (gave up after {order.attempt} attempts)"
         await self._fail(job, order, exc.code, message)
         return Outcome.FAILED
+
+    async def _may_have_swapped(self, order: Order) -> bool:
+        """Whether a transaction of the order landed or may still land: then no transient
+        error may fail the order (the next attempt follows that transaction)."""
+        live = [b for b in await self._journal.broadcasts(order.order_id) if b.live]
+        if live:
+            log.warning("order %s: not failing it while transaction %s may have landed",
+                        order.order_id, live[-1].signature)
+        return bool(live)
 
     # ---- one attempt ----
 
@@ -323,17 +335,33 @@ class OrderExecutor:
         return await self._confirm(job, order, b)
 
     async def _confirm(self, job: Job, order: Order, b: Broadcast) -> Order:
+        """Follow a sent transaction until the chain decides: landed, or expired unlanded.
+
+        An RPC that cannot answer meanwhile decides nothing: the order stays ``submitted``
+        and the signature is followed again after a back-off, however long that takes
+        (ending the order on it would be a lie if the swap lands; a new attempt could not
+        build anyway while this transaction may land).
+        """
         t0 = asyncio.get_running_loop().time()
         self._failpoints.hit("while_confirming")
-        try:
-            landed = await self._watcher.wait(b.signature, b.last_valid_block_height, b.tx)
-        except TransactionExpired as exc:
-            await self._journal.close_broadcast(b.signature, BroadcastOutcome.EXPIRED)
-            raise AttemptEnded(order, exc) from exc
-        except EngineUnavailable:
-            raise
-        except OrderflowError as exc:
-            raise AttemptEnded(order, exc) from exc
+        delay = self._follow_backoff_s
+        while True:
+            try:
+                landed = await self._watcher.wait(b.signature, b.last_valid_block_height,
+                                                  b.tx)
+                break
+            except TransactionExpired as exc:
+                await self._journal.close_broadcast(b.signature, BroadcastOutcome.EXPIRED)
+                raise AttemptEnded(order, exc) from exc
+            except TransientError as exc:
+                log.warning("order %s: cannot tell yet whether %s landed (%s); following it "
+                            "again in %.1fs", order.order_id, b.signature, exc.message, delay)
+                await asyncio.sleep(delay)
+                delay = min(max(delay * 2, 0.1), 30.0)
+            except EngineUnavailable:
+                raise
+            except OrderflowError as exc:
+                raise AttemptEnded(order, exc) from exc
         return await self._settle(job, order, b.signature, landed, t0)
 
     async def _adopt(self, job: Job, order: Order, found: LandedSwap) -> Order:

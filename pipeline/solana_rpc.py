@@ -336,7 +336,13 @@ class ConfirmationWatcher:
         for sig, (tx, last) in list(self._resend.items()):
             if now - last >= self._rebroadcast_s:
                 self._resend[sig] = (tx, now)
-                await self._chain.resend(tx)
+                try:
+                    await self._chain.resend(tx)
+                except RpcUnavailable as exc:
+                    # A refused rebroadcast must not hold up confirmations: the statuses are
+                    # still polled, and the next round sends the same bytes again.
+                    log.warning("rebroadcast of %s failed: %s", sig, exc.message)
+                    return
 
     async def _poll_once(self) -> None:
         sigs = [s for s, (fut, _) in self._pending.items() if not fut.done()]

@@ -30,6 +30,8 @@ class Ackable(Protocol):
 
 
 class Sink(ABC, Generic[T]):
+    name = "sink"  # in log lines: "<name> write of N records failed ..."
+
     def __init__(self, *, max_batch: int = 500, within_s: float = 0.1,
                  max_backoff_s: float = 5.0) -> None:
         self.max_batch = max_batch
@@ -93,11 +95,11 @@ class Sink(ABC, Generic[T]):
             except Exception as exc:
                 failed += 1
                 if not self.unavailable(exc):
-                    log.warning("a batch of %d records failed (%r); writing them one by one",
-                                len(records), exc)
+                    log.warning("%s write of %d records failed (%r); writing them one by one",
+                                self.name, len(records), exc)
                     return failed + await self._one_by_one(batch)
-                log.warning("sink destination unavailable (%r); retrying %d records in %.1fs",
-                            exc, len(records), delay)
+                log.warning("%s write of %d records failed, destination unavailable (%r); "
+                            "retrying in %.1fs", self.name, len(records), exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_backoff_s)
 

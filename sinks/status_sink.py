@@ -49,6 +49,8 @@ class SinkConfig:
 class StatusSink(Sink[StatusEvent], Service):
     """Batches status events into PostgreSQL; acks only what was committed."""
 
+    name = "status sink"
+
     def __init__(self, app: faust.App, config: SinkConfig, *, metrics: EngineMetrics,
                  **kwargs: Any) -> None:
         Sink.__init__(self, max_batch=config.max_batch, within_s=config.within_s)

@@ -266,10 +266,14 @@ class InstantWatcher:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self.in_flight = 0
+        self.outage = 0  # answer this many waits with RpcUnavailable (an RPC outage)
 
     async def wait(self, signature: str, last_valid_block_height: int,
                    tx_bytes: bytes | None = None) -> Landed:
         await asyncio.sleep(0)
+        if self.outage:
+            self.outage -= 1
+            raise RpcUnavailable(message="getSignatureStatuses: 429 Too Many Requests")
         if signature not in self.ledger.landed:
             raise RpcUnavailable(message=f"{signature} not seen")
         return Landed(self.ledger.landed[signature][0], None)
@@ -306,17 +310,20 @@ class Rig:
     ledger: Ledger
     venues: SigningVenues
     outbox: Outbox
+    watcher: InstantWatcher
 
 
 def rig(*, state: JournalState | None = None, ledger: Ledger | None = None,
         venues: SigningVenues | None = None, owner: str = "worker-a",
-        publish_budget_s: float = 30.0) -> Rig:
+        publish_budget_s: float = 30.0, max_attempts: int = 3) -> Rig:
     wallet = ledger.wallet if ledger is not None else Keypair()
     ledger = ledger or Ledger(wallet)
     journal = MemoryJournal(state or JournalState(), owner)
     venues = venues or SigningVenues()
     outbox = Outbox()
+    watcher = InstantWatcher(ledger)
     executor = OrderExecutor(
-        venues=venues, chain=ledger, watcher=InstantWatcher(ledger),  # type: ignore[arg-type]
-        wallet=wallet, outbox=outbox, journal=journal, publish_budget_s=publish_budget_s)
-    return Rig(executor, journal, ledger, venues, outbox)
+        venues=venues, chain=ledger, watcher=watcher,  # type: ignore[arg-type]
+        wallet=wallet, outbox=outbox, journal=journal, publish_budget_s=publish_budget_s,
+        max_attempts=max_attempts, follow_backoff_s=0.0)
+    return Rig(executor, journal, ledger, venues, outbox, watcher)

@@ -195,3 +195,14 @@ async def test_the_orders_own_price_impact_bound_applies() -> None:
         Outcome.FAILED)
     assert r.outbox.events[-1].data["code"] == "price_impact_too_high"
     assert r.ledger.sent == []
+
+
+async def test_an_rpc_outage_while_following_a_sent_swap_never_fails_the_order() -> None:
+    """Found by the soak: the last attempt ended on an RPC 429 while its transaction was
+    still open, and the order was failed although the swap landed (failed_with_landed_swap).
+    A transaction that may still land is followed until the chain decides."""
+    r = rig(max_attempts=1)
+    r.watcher.outage = 5
+    assert await r.executor.run(market_order()) is Outcome.CONFIRMED
+    assert r.outbox.statuses("o-1")[-2:] == ["submitted", "confirmed"]
+    assert len(r.ledger.sent) == 1 and r.outbox.dead == []
