@@ -229,23 +229,33 @@ def prometheus(system: System, tmp_path_factory: pytest.TempPathFactory
 
 
 async def _wait_scraping(p: Prometheus) -> None:
-    """Ready, and both targets scraped successfully (so counters have a sample before the
-    test's orders, and rate() sees them rise)."""
+    """Ready, and both targets scraped successfully twice since they were first up (so
+    counters have a sample before the test's orders, and rate() sees them rise)."""
     async with aiohttp.ClientSession() as http:
-        async def scraping() -> bool:
+        async def last_scrapes() -> dict[str, str] | None:
+            """scrapeUrl -> lastScrape of every target, once both are up; else None."""
             if not p.proc.running():
                 raise AssertionError("prometheus exited:\n" + p.proc.log_tail())
             try:
                 async with http.get(f"{p.url}/api/v1/targets") as resp:
                     if resp.status != 200:
-                        return False
+                        return None
                     doc = await resp.json()
             except aiohttp.ClientError:
-                return False
+                return None
             active = doc["data"]["activeTargets"]
-            return len(active) == 2 and all(t["health"] == "up" for t in active)
-        await wait_until(scraping, 30, "prometheus to scrape ingress and worker", interval=0.2)
-    await asyncio.sleep(1.5)  # one more scrape of each
+            if len(active) != 2 or any(t["health"] != "up" for t in active):
+                return None
+            return {t["scrapeUrl"]: t["lastScrape"] for t in active}
+
+        first = await wait_until(last_scrapes, 30, "prometheus to scrape ingress and worker",
+                                 interval=0.2)
+        assert isinstance(first, dict)
+
+        async def scraped_again() -> bool:
+            now = await last_scrapes()
+            return now is not None and all(now[url] != at for url, at in first.items())
+        await wait_until(scraped_again, 30, "one more scrape of each target", interval=0.2)
 
 
 @pytest.fixture
