@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from ingress.hub import SlowSubscriber, StatusHub
+from pipeline.wire import StatusEvent
 from tests.unit.test_ingress_fakes import lifecycle
 
 
@@ -95,8 +96,14 @@ async def test_next_batch_waits_for_an_event() -> None:
     hub = StatusHub()
     sub = hub.subscribe()
     sub.order_ids.add("order-wait-1")
-    waiter = asyncio.ensure_future(sub.next_batch())
-    await asyncio.sleep(0.01)
+    started = asyncio.Event()
+
+    async def next_batch() -> list[StatusEvent]:
+        started.set()
+        return await sub.next_batch()
+
+    waiter = asyncio.ensure_future(next_batch())
+    await started.wait()  # the waiter has run up to where it suspends (or finished)
     assert not waiter.done()
     event = lifecycle("order-wait-1")[0]
     hub.publish(event)

@@ -333,14 +333,17 @@ async def test_instrumented_chain_times_every_call_by_method(m: EngineMetrics) -
 
 
 async def test_a_cancelled_call_is_not_counted_as_an_error(m: EngineMetrics) -> None:
+    entered = asyncio.Event()
+
     class Hanging(FakeChain):
         async def block_height(self) -> int:
-            await asyncio.sleep(60)
+            entered.set()
+            await asyncio.Event().wait()  # never answers
             return 0
 
     chain = InstrumentedChain(Hanging(), m)
     task = asyncio.ensure_future(chain.block_height())
-    await asyncio.sleep(0.01)
+    await entered.wait()  # the call is in flight
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
