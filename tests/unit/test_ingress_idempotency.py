@@ -116,10 +116,18 @@ async def test_key_is_a_header_not_a_body_field_over_http(ingress: Ingress) -> N
 
 async def test_concurrent_requests_with_one_key_produce_one_order(ingress: Ingress) -> None:
     gate = ingress.bus.gate = asyncio.Event()
+    claims = 0
+    claim = ingress.keys.claim
+
+    async def counted_claim(*args: Any, **kwargs: Any) -> Any:
+        nonlocal claims
+        claims += 1  # nothing suspends between here and the produce but the key's lock
+        return await claim(*args, **kwargs)
+
+    ingress.keys.claim = counted_claim  # type: ignore[method-assign]
     requests = [asyncio.ensure_future(post(ingress, GOOD, key="key-race")) for _ in range(8)]
-    await wait_until(lambda: ingress.bus.sending == 1, 5, "the first produce to start")
-    await asyncio.sleep(0.05)  # the others are waiting for it, not producing
-    assert ingress.bus.sending == 1
+    await wait_until(lambda: claims == 8, 5, "every request to claim the key")
+    assert ingress.bus.sending == 1  # the others are waiting for it, not producing
     gate.set()
     answers = await asyncio.gather(*requests)
     assert {status for status, _, _ in answers} == {202}
