@@ -10,7 +10,7 @@ import asyncio
 import base64
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiohttp
 import orjson
@@ -39,6 +39,7 @@ from solders.transaction_status import (
 from localnet.chain import MAX_PROCESSING_AGE, Chain
 from localnet.programs import ASSOCIATED_TOKEN_PROGRAM_ID, SYSTEM_PROGRAM_ID, TOKEN_PROGRAM_ID
 from localnet.rpc import build_rpc_app
+from tests.helpers import wait_until
 
 USDC = Pubkey.from_string("EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v")
 SOL = 10**9
@@ -82,15 +83,9 @@ async def net() -> AsyncIterator[Localnet]:
 
 
 async def until(probe: Callable[[], Awaitable[T | None]], what: str, timeout: float = 10) -> T:
-    """Poll real state until ``probe`` returns something truthy, or fail at the deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await probe()
-        if value:
-            return value
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
+    """:func:`tests.helpers.wait_until` keeping the probe's type: poll real state until
+    ``probe`` returns something truthy, or fail at the deadline."""
+    return cast(T, await wait_until(probe, timeout, what, interval=0.02))
 
 
 async def confirmed(net: Localnet, sig: Signature) -> Any:

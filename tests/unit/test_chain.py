@@ -28,6 +28,7 @@ from localnet.programs import (
     TOKEN_PROGRAM_ID,
 )
 from localnet.txerrors import ChainError
+from tests.helpers import wait_until
 
 USDC = Pubkey.from_string("EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v")
 SOL = 10**9
@@ -288,12 +289,9 @@ def test_commitment_views(chain: Chain) -> None:
 async def test_run_clock_advances_slots() -> None:
     chain = Chain(slot_ms=10)
     task = asyncio.create_task(chain.run_clock())
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5
     try:
-        while chain.slot < 5:
-            assert loop.time() < deadline, "clock did not advance"
-            await asyncio.sleep(0.005)
+        await wait_until(lambda: chain.slot >= 5, 5, "the clock to advance 5 slots",
+                         interval=0.005)
     finally:
         task.cancel()
     assert chain.block_height == chain.slot
