@@ -25,9 +25,10 @@ from typing import TypeVar
 import orjson
 from prometheus_client import CollectorRegistry
 from solders.keypair import Keypair
+from solders.transaction import VersionedTransaction
 
 from pipeline.attempt_end import AttemptEnded, as_order_error, ending_attempt
-from pipeline.chain_history import LandedSwap, WalletHistory, has_memo, order_memo
+from pipeline.chain_history import WalletHistory, has_memo, order_memo
 from pipeline.errors import (
     EngineUnavailable,
     InsufficientFunds,
@@ -38,7 +39,6 @@ from pipeline.errors import (
     TransactionExpired,
     TransactionFailed,
     TransientError,
-    chain_error,
 )
 from pipeline.failpoints import Failpoints
 from pipeline.guards import PriceLimits
@@ -47,14 +47,12 @@ from pipeline.lifecycle import (
     AttemptRestarted,
     Order,
     OrderAccepted,
-    OrderConfirmed,
     OrderEvent,
     OrderFailed,
     OrderQuoted,
     OrderRouted,
     OrderStatus,
     OrderSubmitted,
-    TransactionFound,
     apply,
 )
 from pipeline.metrics import EngineMetrics
@@ -69,11 +67,11 @@ from pipeline.ports import (
     Outbox,
     RetryRequest,
 )
-from pipeline.reconcile import executed_price, fill_of
-from pipeline.router import Router
-from pipeline.solana_rpc import Chain, ConfirmationWatcher, Landed, sign_as
+from pipeline.router import Route, Router
+from pipeline.settlement import Settlement
+from pipeline.solana_rpc import Chain, ConfirmationWatcher, sign_as
 from pipeline.status_out import StatusPublisher
-from pipeline.tokens import describe_amount, token_by_mint
+from pipeline.tokens import describe_amount
 from pipeline.topics import RETRY_DELAYS_MS
 from pipeline.venues import Venues
 from pipeline.wire import ExecuteOrder, StatusEvent, decode_execute_order, now_ms
@@ -137,7 +135,11 @@ class OrderExecutor:
         self._router = Router(venues, enabled=enabled_venues,
                               limits=price_limits or PriceLimits(), metrics=metrics)
         self._history = history or WalletHistory(chain, self._wallet_pubkey)
-        self._follow_backoff_s = follow_backoff_s
+        self._settlement = Settlement(
+            chain=chain, watcher=watcher, journal=journal, status=self._status,
+            recent=self._router.recent, metrics=metrics, observe=self._timer.observe,
+            wallet=self._wallet_pubkey, failpoints=self._failpoints,
+            follow_backoff_s=follow_backoff_s)
         self._runs = KeyedLock()
         self.owned: set[str] = set()
 
@@ -217,7 +219,8 @@ class OrderExecutor:
                             last_valid_block_height=b.last_valid_block_height)
             log.info("order %s: resuming with %s transaction %s", base.order_id,
                      b.outcome or "open", b.signature)
-            return await self._guard(job, order, self._confirm(job, order, b))
+            return await self._guard(job, order,
+                                     self._settlement.follow(job.command, order, b))
         if ex.status is OrderStatus.PENDING and ex.attempt == 1:
             self._metrics.order_received(job.command.source)
             order = await self._advance(base, OrderAccepted(), job)
@@ -276,45 +279,12 @@ class OrderExecutor:
             # be followed, never repeated.
             found = await self._history.landed_swap(order.order_id)
         if found is not None:
-            return await self._adopt(job, order, found)
-        loop = asyncio.get_running_loop()
+            return await self._settlement.adopt(job.command, order, found)
         async with ending_attempt(order) as at:
-            t0 = loop.time()
-            await self._journal.advance(order.order_id, status=OrderStatus.ROUTING,
-                                        attempt=order.attempt)
-            quotes = await self._router.quote_all(order)
-            order = at.order = await self._advance(order, OrderQuoted(quotes.quotes,
-                                                                      quotes.errors), job)
-            if not quotes.quotes:
-                raise quotes.unroutable()
-            route = self._router.choose(order, quotes.quotes,
-                                        max_price_impact_bps=job.command.max_price_impact_bps)
-            self._timer.observe("routing", loop.time() - t0)
-
-            t0 = loop.time()
-            best, min_out = route.best, route.min_out
-            await self._journal.advance(order.order_id, status=OrderStatus.BUILDING,
-                                        attempt=order.attempt)
-            order = at.order = await self._advance(
-                order, OrderRouted(best.venue, best.out_amount, min_out), job)
-            memo = order_memo(order.order_id)
-            swap = await self._venues.swap_transaction(best, self._wallet_pubkey, memo=memo)
-            signed = sign_as(swap.tx_bytes, self._wallet)
-            if not has_memo(signed, memo):
-                # Without the memo a lost journal row could not be told from "never sent".
-                raise TransactionFailed(
-                    "unsafe_transaction",
-                    f"{best.venue}'s transaction does not carry the order's memo {memo!r}")
-            b = Broadcast(str(signed.signatures[0]), order.attempt, bytes(signed),
-                          swap.last_valid_block_height, best.venue.value, best.out_amount,
-                          min_out, None)
-            await self._journal.record_broadcast(
-                order.order_id, attempt=order.attempt, signature=b.signature, tx=b.tx,
-                last_valid_block_height=b.last_valid_block_height, venue=b.venue,
-                expected_out=b.expected_out, min_out=b.min_out)
-            self._timer.observe("building", loop.time() - t0)
-            self._failpoints.hit("after_build")
-
+            order, route = await self._route(job, order)
+            at.order = order
+            signed, b = await self._build(order, route)
+        loop = asyncio.get_running_loop()
         t0 = loop.time()
         try:
             await self._chain.send(signed)
@@ -332,74 +302,53 @@ class OrderExecutor:
         order = await self._advance(
             order, OrderSubmitted(b.signature, b.last_valid_block_height), job)
         self._timer.observe("submit", loop.time() - t0)
-        return await self._confirm(job, order, b)
+        return await self._settlement.follow(job.command, order, b)
 
-    async def _confirm(self, job: Job, order: Order, b: Broadcast) -> Order:
-        """Follow a sent transaction until the chain decides: landed, or expired unlanded.
+    async def _route(self, job: Job, order: Order) -> tuple[Order, Route]:
+        """Quote every venue, choose, guard the price: the order ends ``building``."""
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await self._journal.advance(order.order_id, status=OrderStatus.ROUTING,
+                                    attempt=order.attempt)
+        quotes = await self._router.quote_all(order)
+        order = await self._advance(order, OrderQuoted(quotes.quotes, quotes.errors), job)
+        if not quotes.quotes:
+            raise AttemptEnded(order, quotes.unroutable())
+        try:
+            route = self._router.choose(order, quotes.quotes,
+                                        max_price_impact_bps=job.command.max_price_impact_bps)
+        except OrderflowError as exc:
+            raise AttemptEnded(order, exc) from exc
+        self._timer.observe("routing", loop.time() - t0)
+        await self._journal.advance(order.order_id, status=OrderStatus.BUILDING,
+                                    attempt=order.attempt)
+        order = await self._advance(
+            order, OrderRouted(route.best.venue, route.best.out_amount, route.min_out), job)
+        return order, route
 
-        An RPC that cannot answer meanwhile decides nothing: the order stays ``submitted``
-        and the signature is followed again after a back-off, however long that takes
-        (ending the order on it would be a lie if the swap lands; a new attempt could not
-        build anyway while this transaction may land).
-        """
-        t0 = asyncio.get_running_loop().time()
-        self._failpoints.hit("while_confirming")
-        delay = self._follow_backoff_s
-        while True:
-            try:
-                landed = await self._watcher.wait(b.signature, b.last_valid_block_height,
-                                                  b.tx)
-                break
-            except TransactionExpired as exc:
-                await self._journal.close_broadcast(b.signature, BroadcastOutcome.EXPIRED)
-                raise AttemptEnded(order, exc) from exc
-            except TransientError as exc:
-                log.warning("order %s: cannot tell yet whether %s landed (%s); following it "
-                            "again in %.1fs", order.order_id, b.signature, exc.message, delay)
-                await asyncio.sleep(delay)
-                delay = min(max(delay * 2, 0.1), 30.0)
-            except EngineUnavailable:
-                raise
-            except OrderflowError as exc:
-                raise AttemptEnded(order, exc) from exc
-        return await self._settle(job, order, b.signature, landed, t0)
-
-    async def _adopt(self, job: Job, order: Order, found: LandedSwap) -> Order:
-        """Finish an order whose swap the chain shows landed though the journal has no
-        record of it: publish what is true (submitted, then confirmed) from the chain."""
-        log.warning("order %s: the chain shows its swap %s landed; the journal had no record "
-                    "of it; following it instead of swapping again", order.order_id,
-                    found.signature)
-        self._metrics.recovered_from_chain()
-        order = await self._advance(order, TransactionFound(found.signature), job)
-        return await self._settle(job, order, found.signature, Landed(found.slot, None),
-                                  asyncio.get_running_loop().time())
-
-    async def _settle(self, job: Job, order: Order, signature: str, landed: Landed,
-                      t0: float) -> Order:
-        if landed.err is not None:
-            await self._journal.close_broadcast(signature, BroadcastOutcome.LANDED)
-            raise chain_error(landed.err, f"transaction {signature} failed")
-        # The swap happened. From here no error may lead to another transaction: a failure
-        # to read the balances is retried here, and if it persists the next attempt
-        # resumes from this landed transaction (the journal refuses a new one).
-        balances = await self._retrying(lambda: self._chain.balances(signature))
-        fill = fill_of(balances, self._wallet_pubkey, order.token_in, order.token_out)
-        tin, tout = token_by_mint(order.token_in), token_by_mint(order.token_out)
-        assert tin is not None and tout is not None
-        price = executed_price(fill.amount_in, tin.decimals, fill.amount_out, tout.decimals)
-        self._router.recent.record(order.token_in, order.token_out, fill.amount_in,
-                                   fill.amount_out)
-        self._timer.observe("confirm", asyncio.get_running_loop().time() - t0)
-        # Publish first, then mark terminal: a crash in between re-publishes the same event
-        # (same eventId) from the landed transaction instead of losing it.
-        done = apply(order, OrderConfirmed(signature, landed.slot, fill.amount_in,
-                                           fill.amount_out, price))
-        final = await self._status.announce(done, job.command)
-        await self._journal.confirm(order.order_id, attempt=order.attempt,
-                                    signature=signature, final_event=final.to_json())
-        self._metrics.end_to_end((now_ms() - job.command.submitted_at_ms) / 1000)
-        return done
+    async def _build(self, order: Order, route: Route) -> tuple[VersionedTransaction, Broadcast]:
+        """The venue's transaction, signed and recorded in the journal before any send."""
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        best = route.best
+        memo = order_memo(order.order_id)
+        swap = await self._venues.swap_transaction(best, self._wallet_pubkey, memo=memo)
+        signed = sign_as(swap.tx_bytes, self._wallet)
+        if not has_memo(signed, memo):
+            # Without the memo a lost journal row could not be told from "never sent".
+            raise TransactionFailed(
+                "unsafe_transaction",
+                f"{best.venue}'s transaction does not carry the order's memo {memo!r}")
+        b = Broadcast(str(signed.signatures[0]), order.attempt, bytes(signed),
+                      swap.last_valid_block_height, best.venue.value, best.out_amount,
+                      route.min_out, None)
+        await self._journal.record_broadcast(
+            order.order_id, attempt=order.attempt, signature=b.signature, tx=b.tx,
+            last_valid_block_height=b.last_valid_block_height, venue=b.venue,
+            expected_out=b.expected_out, min_out=b.min_out)
+        self._timer.observe("building", loop.time() - t0)
+        self._failpoints.hit("after_build")
+        return signed, b
 
     # ---- transitions ----
 
@@ -446,21 +395,6 @@ class OrderExecutor:
         return InsufficientFunds(message=(
             f"needs {describe_amount(order.amount_in, order.token_in)} + fees, wallet holds "
             f"{describe_amount(held, order.token_in)}"))
-
-    async def _retrying(self, read: Callable[[], Awaitable[T]], *,
-                        budget_s: float = 30.0) -> T:
-        """Retry a read that must eventually succeed (after a swap landed) with back-off."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + budget_s
-        delay = 0.1
-        while True:
-            try:
-                return await read()
-            except TransientError:
-                if loop.time() + delay > deadline:
-                    raise
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
 
     async def orphans(self, idle_s: float) -> list[ExecuteOrder]:
         """Orders nobody is driving (see :meth:`Journal.orphans`), minus the ones we run."""
