@@ -1,4 +1,4 @@
-"""Venue client in the Jupiter Swap API v1 shape.
+"""The Jupiter Swap API v1 venue client (also spoken by the local market).
 
 One client serves the local market and the real Jupiter API: a venue is a DEX
 label passed through Jupiter's ``dexes`` filter, so "Raydium vs Meteora" is two
@@ -7,8 +7,7 @@ quotes of the same endpoint.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 import orjson
@@ -21,27 +20,9 @@ from pipeline.errors import (
     VenueUnavailable,
 )
 from pipeline.model import Quote, Venue
+from pipeline.venues.base import SwapTransaction
 
 DEX_LABELS: dict[Venue, str] = {Venue.RAYDIUM: "Raydium CPMM", Venue.METEORA: "Meteora DLMM"}
-
-
-@dataclass(frozen=True, slots=True)
-class SwapTransaction:
-    """An unsigned-by-us transaction from the venue and the block height it expires after."""
-
-    tx_bytes: bytes
-    last_valid_block_height: int
-
-
-class Venues(Protocol):
-    async def quote(self, venue: Venue, input_mint: str, output_mint: str, amount: int,
-                    slippage_bps: int) -> Quote: ...
-
-    async def swap_transaction(self, quote: Quote, user_public_key: str, *,
-                               memo: str | None = None) -> SwapTransaction:
-        """The venue's transaction for ``quote``; with ``memo``, it must carry an SPL Memo
-        instruction with exactly that text (the engine checks before signing)."""
-        ...
 
 
 def parse_quote(venue: Venue, body: dict[str, Any]) -> Quote:

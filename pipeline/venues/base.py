@@ -1,0 +1,27 @@
+"""What every venue adapter offers the router and the executor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from pipeline.model import Quote, Venue
+
+
+@dataclass(frozen=True, slots=True)
+class SwapTransaction:
+    """An unsigned-by-us transaction from the venue and the block height it expires after."""
+
+    tx_bytes: bytes
+    last_valid_block_height: int
+
+
+class Venues(Protocol):
+    async def quote(self, venue: Venue, input_mint: str, output_mint: str, amount: int,
+                    slippage_bps: int) -> Quote: ...
+
+    async def swap_transaction(self, quote: Quote, user_public_key: str, *,
+                               memo: str | None = None) -> SwapTransaction:
+        """The venue's transaction for ``quote``; with ``memo``, it must carry an SPL Memo
+        instruction with exactly that text (the engine checks before signing)."""
+        ...
