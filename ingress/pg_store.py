@@ -1,4 +1,5 @@
-"""The :class:`OrderStore` over PostgreSQL: reads only; the status sink owns the writes."""
+"""The :class:`OrderStore` over PostgreSQL: reads only. The tables, their writer and these
+queries belong to ``sinks/`` (``sinks/orders_read.py``); this maps rows to ingress records."""
 
 from __future__ import annotations
 
@@ -15,24 +16,9 @@ from ingress.ports import StoreUnavailable
 from ingress.records import OrderRecord, PageCursor, datetime_to_ms
 from pipeline.lifecycle import OrderStatus
 from pipeline.wire import StatusEvent, iso_ms
+from sinks.orders_read import EVENTS_FOR, GET_ORDER, list_orders_sql
 
 CHECK_TIMEOUT_S = 2.0
-
-_ORDER_COLUMNS = """order_id, status, attempt, source, token_in, token_out, amount_in,
-    slippage_bps, client_ref, venue, quotes, expected_out, min_out, tx_signature, slot,
-    amount_in_actual, amount_out, executed_price, error_code, error_message, submitted_at,
-    created_at, updated_at"""
-
-# The order summary every status event carries comes from the orders row.
-_EVENTS_SQL = """
-SELECT e.event_id, e.order_id, e.status, e.attempt, e.ts, e.data,
-       o.token_in, o.token_out, o.amount_in, o.slippage_bps, o.source, o.submitted_at,
-       o.client_ref
-FROM order_events e JOIN orders o USING (order_id)
-WHERE e.order_id = ANY(%s)
-ORDER BY e.order_id, e.rank, e.ts
-"""
-
 
 class PostgresOrderStore:
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
@@ -50,20 +36,16 @@ class PostgresOrderStore:
 
     async def get_order(self, order_id: str) -> OrderRecord | None:
         async with self._cursor() as cur:
-            await cur.execute(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE order_id = %s",
-                              (order_id,))
+            await cur.execute(GET_ORDER, (order_id,))
             row = await cur.fetchone()
         return _record(row) if row else None
 
     async def list_orders(self, limit: int, before: PageCursor | None = None
                           ) -> list[OrderRecord]:
-        where = ""
         params: list[object] = [limit]
         if before is not None:
-            where = "WHERE (submitted_at, order_id) < (%s, %s)"
             params = [before.submitted_at, before.order_id, limit]
-        sql = (f"SELECT {_ORDER_COLUMNS} FROM orders {where} "
-               "ORDER BY submitted_at DESC, order_id DESC LIMIT %s")
+        sql = list_orders_sql(after_cursor=before is not None)
         async with self._cursor() as cur:
             await cur.execute(sql, params)
             rows = await cur.fetchall()
@@ -73,7 +55,7 @@ class PostgresOrderStore:
         if not order_ids:
             return []
         async with self._cursor() as cur:
-            await cur.execute(_EVENTS_SQL, (list(order_ids),))
+            await cur.execute(EVENTS_FOR, (list(order_ids),))
             rows = await cur.fetchall()
         return [_event(row) for row in rows]
 
