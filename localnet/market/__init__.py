@@ -11,11 +11,12 @@ and runs ``chain.run_clock()`` itself. ``POST /swap/v1/faucet`` exists on the lo
 Rooms: :mod:`.market` (pools, books, quotes, issued swaps settled from the chain),
 :mod:`.http` (the Jupiter-shaped API), :mod:`.drift` (the random walk and the noise
 trader), :mod:`.funding` (mints, vaults, faucet), :mod:`.errors` (Jupiter-shaped errors);
-the exact DEX math in :mod:`.cpmm` / :mod:`.dlmm`, books in :mod:`.book`, pools in
+the exact DEX math lives in the top-level :mod:`dexmath` (re-exported here as
+``cpmm``/``dlmm``), books in :mod:`.book`, pools in
 :mod:`.pools`, transactions in :mod:`.txbuilder`.
 """
 
-from localnet.market import cpmm, dlmm
+from dexmath import cpmm, dlmm
 from localnet.market.errors import MarketError
 from localnet.market.http import MARKET_KEY, PREFIX, build_market_app
 from localnet.market.market import IssuedSwap, Market

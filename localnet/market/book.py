@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Generic, TypeVar
 
-from localnet.market import cpmm, dlmm
+from dexmath import cpmm, dlmm
 
 S = TypeVar("S")
 

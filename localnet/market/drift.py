@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from solders.signature import Signature
 
-from localnet.market import cpmm, dlmm
+from dexmath import cpmm, dlmm
 from localnet.market.errors import MarketError
 from localnet.market.pools import Pool
 from localnet.txerrors import ChainError

@@ -30,8 +30,8 @@ from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 from solders.transaction_status import TransactionErrorType
 
+from dexmath import cpmm, dlmm
 from localnet.chain import Chain
-from localnet.market import cpmm, dlmm
 from localnet.market.book import Fill, InsufficientVault, Record, SlippageExceeded
 from localnet.market.drift import Drifter, PriceWalk
 from localnet.market.errors import (

@@ -16,7 +16,7 @@ from typing import Any
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from localnet.market import cpmm, dlmm
+from dexmath import cpmm, dlmm
 from localnet.market.book import CpmmBook, DlmmBook
 from localnet.market.tokens import SOL, USDC, USDT, MarketToken
 from localnet.market.txbuilder import ata

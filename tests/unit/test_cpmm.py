@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from localnet.market.cpmm import (
+from dexmath.cpmm import (
     U64_MAX,
     CpmmError,
     CpmmState,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from localnet.market.dlmm import (
+from dexmath.dlmm import (
     MAX_FEE_RATE,
     ONE,
     U128_MAX,

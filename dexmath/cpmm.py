@@ -8,7 +8,9 @@ a quote computed here is the amount the real program would pay:
   same number as ``R_out - ceil(R_in * R_out / (R_in + amount_in - fee))``.
 * The whole ``amount_in`` (fee included) stays in the input vault.
 
-The local venue has no protocol/fund fee split and no LP mint, so vault balance == reserve.
+The reserves here are the program's *effective* reserves: a real pool's vault balances
+minus the protocol, fund (and creator) fees it has accrued but not yet collected (see
+``pipeline.venues.raydium_cp``). The local venue accrues none, so there vault == reserve.
 """
 
 from __future__ import annotations
