@@ -1,0 +1,130 @@
+"""The transaction around a swap the engine builds itself (on-chain venues).
+
+Every such transaction, in this order:
+
+1. ``SetComputeUnitLimit`` from a simulation's units consumed times (1 + margin), so the fee
+   pays for what the swap uses, not the 200k-per-instruction default;
+2. ``SetComputeUnitPrice`` from ``getRecentPrioritizationFees`` over the writable
+   accounts: a configurable percentile, clamped (a fee spike cannot empty the wallet);
+3. idempotent creation of the wallet's associated token accounts it receives into (and
+   the input one for a wrapped-SOL input), so a first trade of a token just works;
+4. SOL in: wrap exactly the input (transfer + ``SyncNative``) into the wSOL account;
+5. the venue legs (one swap instruction each; two for a split, in one transaction so
+   the split is atomic);
+6. SOL involved: close the wSOL account, which unwraps what is left to the wallet;
+7. an SPL Memo ``orderflow:<orderId>``, by which recovery and people find the order's
+   transaction on chain (``pipeline/chain_history.py``).
+
+Pure: the caller fetches the fees, the simulation and the blockhash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
+from solders.hash import Hash
+from solders.instruction import Instruction
+from solders.message import MessageV0
+from solders.pubkey import Pubkey
+from solders.system_program import TransferParams, transfer
+from spl.token.constants import TOKEN_PROGRAM_ID
+from spl.token.instructions import (
+    close_account,
+    create_idempotent_associated_token_account,
+    get_associated_token_address,
+    sync_native,
+)
+from spl.token.models import CloseAccountParams, SyncNativeParams
+
+from pipeline.chain_history import order_memo
+from pipeline.tokens import WSOL_MINT
+
+MEMO_PROGRAM = Pubkey.from_string("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr")
+WSOL = Pubkey.from_string(WSOL_MINT)
+MAX_COMPUTE_UNITS = 1_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class FeePolicy:
+    """How the priority fee and the compute limit are set."""
+
+    percentile: int = 75  # of the recent prioritization fees over our writable accounts
+    min_micro_lamports: int = 0
+    max_micro_lamports: int = 2_000_000  # per compute unit: 0.002 lamports
+    cu_margin_pct: int = 10
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.percentile <= 100:
+            raise ValueError("percentile must be within 0..100")
+        if not 0 <= self.min_micro_lamports <= self.max_micro_lamports:
+            raise ValueError("min_micro_lamports must be within 0..max_micro_lamports")
+
+
+def priority_price(recent_fees: Sequence[int], policy: FeePolicy) -> int:
+    """Micro-lamports per compute unit: the policy's percentile of the recent fees
+    (nearest rank), clamped to the policy's bounds; the minimum when nothing is known."""
+    if not recent_fees:
+        return policy.min_micro_lamports
+    ranked = sorted(recent_fees)
+    index = max(0, -(-policy.percentile * len(ranked) // 100) - 1)  # ceil, 1-based rank
+    return min(max(ranked[index], policy.min_micro_lamports), policy.max_micro_lamports)
+
+
+def compute_limit(units_consumed: int, policy: FeePolicy) -> int:
+    """The simulation's units plus the margin, rounded up, at most the cluster's cap."""
+    if units_consumed <= 0:
+        raise ValueError("a simulated swap consumes compute units")
+    return min(-(-units_consumed * (100 + policy.cu_margin_pct) // 100), MAX_COMPUTE_UNITS)
+
+
+@dataclass(frozen=True, slots=True)
+class SwapEnvelope:
+    """What the transaction around the legs needs to know."""
+
+    payer: Pubkey
+    mint_in: Pubkey
+    mint_out: Pubkey
+    amount_in: int
+    order_id: str
+    token_program_in: Pubkey = TOKEN_PROGRAM_ID
+    token_program_out: Pubkey = TOKEN_PROGRAM_ID
+
+
+def wallet_account(owner: Pubkey, mint: Pubkey, token_program: Pubkey = TOKEN_PROGRAM_ID
+                   ) -> Pubkey:
+    """The wallet's associated token account the legs read from / write to."""
+    return get_associated_token_address(owner, mint, token_program)
+
+
+def swap_instructions(env: SwapEnvelope, legs: Sequence[Instruction], *, cu_limit: int,
+                      cu_price: int) -> list[Instruction]:
+    """The whole instruction list, in the order the module docstring gives."""
+    if not legs:
+        raise ValueError("a swap needs at least one venue leg")
+    payer = env.payer
+    out: list[Instruction] = [set_compute_unit_limit(cu_limit), set_compute_unit_price(cu_price)]
+    sol_in, sol_out = env.mint_in == WSOL, env.mint_out == WSOL
+    out.append(create_idempotent_associated_token_account(
+        payer, payer, env.mint_out, env.token_program_out))
+    if sol_in:
+        wsol = wallet_account(payer, WSOL)
+        out.append(create_idempotent_associated_token_account(payer, payer, WSOL))
+        out.append(transfer(TransferParams(from_pubkey=payer, to_pubkey=wsol,
+                                           lamports=env.amount_in)))
+        out.append(sync_native(SyncNativeParams(program_id=TOKEN_PROGRAM_ID, account=wsol)))
+    out.extend(legs)
+    if sol_in or sol_out:
+        out.append(close_account(CloseAccountParams(
+            program_id=TOKEN_PROGRAM_ID, account=wallet_account(payer, WSOL), dest=payer,
+            owner=payer)))
+    out.append(Instruction(MEMO_PROGRAM, order_memo(env.order_id).encode(), []))
+    return out
+
+
+def swap_message(env: SwapEnvelope, legs: Sequence[Instruction], *, cu_limit: int,
+                 cu_price: int, blockhash: Hash) -> MessageV0:
+    """A v0 message of :func:`swap_instructions` (no lookup tables: two legs fit)."""
+    return MessageV0.try_compile(env.payer, swap_instructions(
+        env, legs, cu_limit=cu_limit, cu_price=cu_price), [], blockhash)
