@@ -6,7 +6,7 @@
     ├── PermanentError                   not retriable: the order fails at once
     │   ├── InvalidOrder                 bad input (HTTP body or Kafka message)
     │   ├── NoRoute                      no venue can quote the pair / size
-    │   ├── SlippageExceeded             pool moved past the order's tolerance (Jupiter 6001)
+    │   ├── SlippageExceeded             pool moved past the order's min out (the program refused)
     │   ├── InsufficientFunds            the wallet cannot pay for the swap
     │   ├── PriceImpactTooHigh           the quote moves the price more than the order allows
     │   ├── QuoteDeviation               the quote's price is far from the other venues' or
@@ -154,26 +154,70 @@ class BrokerUnavailable(EngineUnavailable):
 
 # ---- codes from the wire ----
 
-PROGRAM_ERRORS: dict[int, type[PermanentError]] = {
-    1: InsufficientFunds,  # SPL Token: InsufficientFunds
-    6001: SlippageExceeded,  # Jupiter: SlippageToleranceExceeded
-}
-"""Custom program error codes (``InstructionError(i, Custom(n))``) the engine understands.
-Venue adapters add their programs' codes here, next to each other, not in their modules."""
+# Program ids whose custom error codes the table below knows (base58). Custom codes are
+# per program (Anchor numbers every program's own errors from 6000), so they collide:
+# Jupiter's 6001 is SlippageToleranceExceeded, Raydium CP-Swap's 6001 is InvalidOwner.
+JUPITER_V6 = "JUP6LkbZbjS1jKKwapdHNy74zcZ3tLUZoi5QNyVTaV4"
+RAYDIUM_CP_MAINNET = "CPMMoo8L3F4NbTegBCKVNunggL7H1ZpdTHKxQB5qKP1C"
+RAYDIUM_CP_DEVNET = "DRaycpLY18LhpbydsBWbVJtxpNv9oXPgjRSfpF2bWpYb"
 
-_CUSTOM = re.compile(r"custom\s*\(\s*(\d+)\s*\)|custom program error:\s*0x([0-9a-f]+)")
+ANY_PROGRAM = None
+"""Key for a code that means the same whichever instruction failed: SPL Token's errors
+surface as the *calling* program's ``Custom(n)`` when they fail inside a CPI."""
+
+PROGRAM_ERRORS: dict[tuple[str | None, int], type[PermanentError]] = {
+    (ANY_PROGRAM, 1): InsufficientFunds,  # SPL Token: InsufficientFunds (also via CPI)
+    (JUPITER_V6, 6001): SlippageExceeded,  # Jupiter v6: SlippageToleranceExceeded
+    # Raydium CP-Swap (raydium-io/raydium-cp-swap, error.rs): ExceededSlippage
+    (RAYDIUM_CP_MAINNET, 6005): SlippageExceeded,
+    (RAYDIUM_CP_DEVNET, 6005): SlippageExceeded,
+}
+"""Custom program error codes (``InstructionError(i, Custom(n))``) the engine understands,
+keyed by (program id, code); ``ANY_PROGRAM`` entries apply to every program. Venue adapters
+add their programs' codes here, next to each other, not in their modules."""
+
+
+def program_error(code: int, program_id: str | None = None) -> type[PermanentError] | None:
+    """The error class of ``Custom(code)`` raised by ``program_id``, if the table knows it.
+
+    With the program known, only its own entries and the ``ANY_PROGRAM`` ones apply (a
+    Raydium 6001 is not Jupiter's slippage). Without it (a venue's HTTP ``errorCode``, or an
+    error text with no instruction context), a code resolves only when every program that
+    defines it agrees on its meaning; an ambiguous code is not guessed.
+    """
+    if program_id is not None:
+        return PROGRAM_ERRORS.get((program_id, code)) or PROGRAM_ERRORS.get((ANY_PROGRAM, code))
+    if (ANY_PROGRAM, code) in PROGRAM_ERRORS:
+        return PROGRAM_ERRORS[(ANY_PROGRAM, code)]
+    kinds = {kind for (_, c), kind in PROGRAM_ERRORS.items() if c == code}
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+_CUSTOM = re.compile(
+    r"custom\W{0,3}(\d+)|custom program error:\s*0x([0-9a-f]+)")  # Debug, JSON, or log text
+_INSTRUCTION = re.compile(r"instructionerror\W*(\d+)")
 
 
 def custom_program_error(text: str) -> int | None:
-    """The ``Custom(n)`` code in a transaction error's text (either rendering), if any."""
+    """The ``Custom(n)`` code in a transaction error's text (``Custom(n)``, JSON
+    ``{"Custom":n}`` or ``custom program error: 0x..``), if any."""
     m = _CUSTOM.search(text.lower())
     if m is None:
         return None
     return int(m.group(1)) if m.group(1) else int(m.group(2), 16)
 
 
-def chain_error(text: str, message: str | None = None) -> PermanentError:
-    """The error a failed transaction (its ``err`` text) means for the order."""
+def failed_instruction(text: str) -> int | None:
+    """The index ``i`` of ``InstructionError(i, ...)`` in an error's text (Debug or JSON
+    rendering), so a caller holding the transaction can name the failing program."""
+    m = _INSTRUCTION.search(text.lower())
+    return int(m.group(1)) if m else None
+
+
+def chain_error(text: str, message: str | None = None, *,
+                program_id: str | None = None) -> PermanentError:
+    """The error a failed transaction (its ``err`` text) means for the order; pass the
+    failing instruction's ``program_id`` when known, so colliding codes resolve exactly."""
     code = custom_program_error(text)
-    kind = PROGRAM_ERRORS.get(code, TransactionFailed) if code is not None else TransactionFailed
-    return kind(message=f"{message}: {text}" if message else text)
+    kind = program_error(code, program_id) if code is not None else None
+    return (kind or TransactionFailed)(message=f"{message}: {text}" if message else text)

@@ -21,7 +21,7 @@ from localnet.market.book import CpmmBook, DlmmBook
 from localnet.market.tokens import SOL, USDC, USDT, MarketToken
 from localnet.market.txbuilder import ata
 
-RAYDIUM_CPMM = "Raydium CPMM"
+RAYDIUM_CPMM = "Raydium CP"  # the real Jupiter label of Raydium CP-Swap pools
 METEORA_DLMM = "Meteora DLMM"
 LABELS = (RAYDIUM_CPMM, METEORA_DLMM)
 

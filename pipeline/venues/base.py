@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
 from pipeline.model import Quote, Venue
+
+
+class Cluster(StrEnum):
+    """The Solana cluster a venue trades on: it picks the programs' ids."""
+
+    LOCALNET = "localnet"
+    DEVNET = "devnet"
+    MAINNET = "mainnet"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,16 +13,18 @@ import aiohttp
 import orjson
 
 from pipeline.errors import (
-    PROGRAM_ERRORS,
+    JUPITER_V6,
     NoRoute,
     SlippageExceeded,
     TransactionFailed,
     VenueUnavailable,
+    program_error,
 )
 from pipeline.model import Quote, Venue
 from pipeline.venues.base import SwapTransaction
 
-DEX_LABELS: dict[Venue, str] = {Venue.RAYDIUM: "Raydium CPMM", Venue.METEORA: "Meteora DLMM"}
+# The real aggregator's labels (its /program-id-to-label); the local market uses the same.
+DEX_LABELS: dict[Venue, str] = {Venue.RAYDIUM: "Raydium CP", Venue.METEORA: "Meteora DLMM"}
 
 
 def parse_quote(venue: Venue, body: dict[str, Any]) -> Quote:
@@ -88,8 +90,9 @@ class JupiterVenues:
         if status >= 400:
             code = str(doc.get("errorCode", ""))
             message = str(doc.get("error") or doc.get("message") or f"HTTP {status}")
-            if code.isdigit() and int(code) in PROGRAM_ERRORS:
-                raise PROGRAM_ERRORS[int(code)](message=f"{venue}: {message} ({code})")
+            kind = program_error(int(code), JUPITER_V6) if code.isdigit() else None
+            if kind is not None:
+                raise kind(message=f"{venue}: {message} ({code})")
             if "slippage" in message.lower():
                 raise SlippageExceeded(message=f"{venue}: {message}")
             raise NoRoute(message=f"{venue}: {message} ({code or status})")

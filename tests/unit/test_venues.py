@@ -40,7 +40,7 @@ def quote_body(out_amount: int = 151_234_567, *, in_amount: int = 1_000_000_000,
         "otherAmountThreshold": str(out_amount * 995 // 1000), "swapMode": "ExactIn",
         "slippageBps": 50, "priceImpactPct": "0.0012", "contextSlot": 4242,
         "routePlan": [{"percent": 100, "swapInfo": {
-            "ammKey": POOL, "label": "Raydium CPMM", "inputMint": SOL.mint,
+            "ammKey": POOL, "label": "Raydium CP", "inputMint": SOL.mint,
             "outputMint": USDC.mint, "inAmount": str(in_amount), "outAmount": str(out_amount),
             "feeAmount": str(fee), "feeMint": SOL.mint}} for fee in fees],
     }
