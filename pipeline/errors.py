@@ -160,6 +160,7 @@ class BrokerUnavailable(EngineUnavailable):
 JUPITER_V6 = "JUP6LkbZbjS1jKKwapdHNy74zcZ3tLUZoi5QNyVTaV4"
 RAYDIUM_CP_MAINNET = "CPMMoo8L3F4NbTegBCKVNunggL7H1ZpdTHKxQB5qKP1C"
 RAYDIUM_CP_DEVNET = "DRaycpLY18LhpbydsBWbVJtxpNv9oXPgjRSfpF2bWpYb"
+METEORA_DLMM = "LBUZKhRxPF3XUpBCjp4YzTKgLccjZhTSDM9YuVaPwxo"  # same id on mainnet and devnet
 
 ANY_PROGRAM = None
 """Key for a code that means the same whichever instruction failed: SPL Token's errors
@@ -171,6 +172,8 @@ PROGRAM_ERRORS: dict[tuple[str | None, int], type[PermanentError]] = {
     # Raydium CP-Swap (raydium-io/raydium-cp-swap, error.rs): ExceededSlippage
     (RAYDIUM_CP_MAINNET, 6005): SlippageExceeded,
     (RAYDIUM_CP_DEVNET, 6005): SlippageExceeded,
+    # Meteora DLMM (dlmm-sdk idls/dlmm.json 0.12.0): ExceededAmountSlippageTolerance
+    (METEORA_DLMM, 6003): SlippageExceeded,
 }
 """Custom program error codes (``InstructionError(i, Custom(n))``) the engine understands,
 keyed by (program id, code); ``ANY_PROGRAM`` entries apply to every program. Venue adapters

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from solders.pubkey import Pubkey
 
 from dexmath.dlmm import InsufficientLiquidity, price_from_id
+from pipeline import errors
 from pipeline.venues import meteora_dlmm as m
 
 # ---- vendored from idls/dlmm.json 0.12.0 ----
@@ -488,3 +489,12 @@ def test_pool_discovery_filters_cover_both_mint_orders() -> None:
     raw = real_pair_bytes()  # the real pair matches the forward set, not the backward one
     assert raw[88:120] == bytes(SOL) and raw[120:152] == bytes(USDC)
     assert raw[:8] == base64.b64decode(disc) and len(raw) == forward[0]["dataSize"]
+
+
+def test_the_programs_min_out_refusal_is_slippage_exceeded() -> None:
+    """6003 ExceededAmountSlippageTolerance (idls/dlmm.json 0.12.0), as the program logs it;
+    the same code from another program is not read as DLMM's."""
+    text = f"Program {PROGRAM} failed: custom program error: 0x1773"
+    assert type(errors.chain_error(text, program_id=str(PROGRAM))) is errors.SlippageExceeded
+    assert errors.program_error(6003, errors.METEORA_DLMM) is errors.SlippageExceeded
+    assert errors.program_error(6003, str(key(9))) is None
