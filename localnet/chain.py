@@ -33,10 +33,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from array import array
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from solders.account import Account
 from solders.clock import Clock
@@ -80,6 +82,18 @@ COMMITMENTS = ("processed", "confirmed", "finalized")
 TxListener = Callable[[Signature, VersionedTransaction, TransactionErrorType | None, int], None]
 SlotListener = Callable[[int, int], None]
 RejectListener = Callable[[VersionedTransaction, TransactionErrorType], None]
+WriteListener = Callable[[Sequence[Pubkey]], None]
+"""Told the addresses a transaction or a direct write may have changed (persistence, forks)."""
+
+
+class AccountSource(Protocol):
+    """Where accounts the chain does not hold come from (a forked cluster, :mod:`localnet.fork`)."""
+
+    def ensure(self, keys: Sequence[Pubkey]) -> None:
+        """Bring the accounts among ``keys`` that are not local into the chain, if they exist."""
+
+    def prepare(self, msg: Message | MessageV0) -> None:
+        """Bring everything executing ``msg`` reads: its keys, lookup tables, program data."""
 
 
 class Chain:
@@ -99,6 +113,7 @@ class Chain:
         max_history: int = 100_000,
         faucet_lamports: int = 500_000_000 * 10**9,
         faucet: Keypair | None = None,
+        genesis_seed: bytes | None = None,
     ) -> None:
         if slot_ms <= 0:
             raise ValueError("slot_ms must be positive")
@@ -121,10 +136,16 @@ class Chain:
         self._listeners: list[TxListener] = []
         self._slot_listeners: list[SlotListener] = []
         self._reject_listeners: list[RejectListener] = []
+        self._write_listeners: list[WriteListener] = []
+        self._tick_listeners: list[Callable[[], None]] = []
+        self.source: AccountSource | None = None  # a forked cluster's accounts, on first use
         self._clock_changed: asyncio.Event | None = None
         self._set_clock()
-        self._issue_blockhash(svm.latest_blockhash())
-        self.genesis_hash: Hash = svm.latest_blockhash()
+        # Our own blockhash lineage: LiteSVM's starts from the same hash in every process, so
+        # a transaction signed for an earlier chain would be valid on a fresh one.
+        self.genesis_seed = genesis_seed if genesis_seed is not None else os.urandom(32)
+        self.genesis_hash: Hash = Hash.hash(self.genesis_seed)
+        self._issue_blockhash(self.genesis_hash)
         self.faucet = Faucet(self, faucet or Keypair())  # airdrops and mints, as transactions
         svm.set_account(self.faucet.pubkey(), Account(faucet_lamports, b"", SYSTEM_PROGRAM_ID))
         self.create_mint_at(NATIVE_MINT, 9, None)
@@ -179,13 +200,16 @@ class Chain:
         Issues a fresh blockhash, updates the Clock and SlotHashes sysvars,
         retires expired blockhashes and evicts old records.
         """
-        self._parent_hashes.appendleft((self._slot, self._slot_hashes[-1][1]))
+        for before in list(self._tick_listeners):
+            before()  # persistence: the ending slot is made durable before a later one exists
+        parent = self._slot_hashes[-1][1]
+        self._parent_hashes.appendleft((self._slot, parent))
         self._slot += 1
         self._block_height += 1
         self._unix_ts = int(time.time())
         svm = self._svm
-        svm.expire_blockhash()
-        self._issue_blockhash(svm.latest_blockhash())
+        svm.expire_blockhash()  # LiteSVM's own (durable nonces); transactions use ours
+        self._issue_blockhash(Hash.hash(bytes(parent) + self._slot.to_bytes(8, "little")))
         self._set_clock()
         # SlotHashes holds the ancestors (newest first): lookup-table creation needs it
         svm.set_slot_hashes(self._parent_hashes)
@@ -199,6 +223,28 @@ class Chain:
                 cb(self._slot, height)
             except Exception:
                 log.exception("slot listener failed")
+
+    def clock_state(self) -> dict[str, Json]:
+        """Slot, height, times and live blockhashes: what a restart resumes from."""
+        return {
+            "slot": self._slot, "block_height": self._block_height,
+            "genesis_ts": self._genesis_ts, "landed": self.ledger.landed,
+            "slot_hashes": [[s, str(h), lvbh] for s, h, lvbh in self._slot_hashes],
+            "parent_hashes": [[s, str(h)] for s, h in self._parent_hashes],
+        }
+
+    def resume_clock(self, state: dict[str, Json]) -> None:
+        """Continue from :meth:`clock_state`: the old chain's blockhashes stay valid."""
+        self._slot, self._block_height = state["slot"], state["block_height"]
+        self._genesis_ts, self.ledger.landed = state["genesis_ts"], state["landed"]
+        self._unix_ts = max(int(time.time()), self._unix_ts)
+        self._slot_hashes = deque((s, Hash.from_string(h), lvbh)
+                                  for s, h, lvbh in state["slot_hashes"])
+        self._blockhashes = {h: lvbh for _, h, lvbh in self._slot_hashes}
+        self._parent_hashes = deque(((s, Hash.from_string(h)) for s, h in state["parent_hashes"]),
+                                    maxlen=512)
+        self._set_clock()
+        self._svm.set_slot_hashes(self._parent_hashes)
 
     def advance(self, slots: int) -> None:
         """Tick ``slots`` slots at once (e.g. to expire every blockhash issued so far)."""
@@ -311,6 +357,23 @@ class Chain:
     def remove_reject_listener(self, callback: RejectListener) -> None:
         self._reject_listeners.remove(callback)
 
+    def add_write_listener(self, callback: WriteListener) -> None:
+        """Call ``callback(addresses)`` after a landed transaction or a direct account write."""
+        self._write_listeners.append(callback)
+
+    def add_tick_listener(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` at the end of every slot, before the next one starts."""
+        self._tick_listeners.append(callback)
+
+    def written(self, keys: Sequence[Pubkey]) -> None:
+        """Tell the write listeners ``keys`` changed (for writes made around :class:`Chain`)."""
+        for cb in self._write_listeners:
+            cb(keys)
+
+    def genesis_accounts(self) -> list[Pubkey]:
+        """The accounts :class:`Chain` writes at genesis (LiteSVM's own builtins aside)."""
+        return [self.faucet.pubkey(), NATIVE_MINT]
+
     def rejected(self, tx: VersionedTransaction, err: TransactionErrorType) -> None:
         """A submitted ``tx`` was refused without landing (failed preflight, fee unpaid...).
 
@@ -326,15 +389,27 @@ class Chain:
     # -- accounts ------------------------------------------------------------------------------
 
     def get_account(self, pubkey: Pubkey) -> Account | None:
+        if self.source is not None:
+            self.source.ensure([pubkey])
         return self._svm.get_account(pubkey)
 
     def get_balance(self, pubkey: Pubkey) -> int:
+        if self.source is not None:
+            self.source.ensure([pubkey])
         return self._svm.get_balance(pubkey) or 0
 
     def set_account(self, pubkey: Pubkey, account: Account) -> None:
-        """Write an account directly (test/market setup only: bypasses the runtime)."""
+        """Write an account directly (setup, ``--account``, forks: bypasses the runtime)."""
         self.tokens.forget(pubkey)
         self._svm.set_account(pubkey, account)
+        self.written([pubkey])
+
+    def add_program(self, program_id: Pubkey, elf: bytes) -> None:
+        """Deploy an SBF program at ``program_id`` (upgradeable loader, as test-validator)."""
+        self._svm.add_program(program_id, elf)
+        program = self._svm.get_account(program_id)
+        assert program is not None
+        self.written([Pubkey(bytes(program.data[4:36])), program_id])  # ProgramData first
 
     def minimum_balance_for_rent_exemption(self, data_len: int) -> int:
         return self._svm.minimum_balance_for_rent_exemption(data_len)
@@ -388,6 +463,8 @@ class Chain:
             raise ChainError(TransactionErrorFieldless.UnsupportedVersion)
         if self.last_valid_block_height(msg.recent_blockhash) is None:
             raise ChainError(TransactionErrorFieldless.BlockhashNotFound)
+        if self.source is not None:
+            self.source.prepare(msg)
         record = self._execute(tx, msg, key)
         self.ledger.add(record)
         for cb in list(self._listeners):
@@ -422,6 +499,7 @@ class Chain:
         post_accounts = [
             get(k) if w else a for k, w, a in zip(keys, writable, pre_accounts, strict=True)
         ]
+        self.written([k for k, w in zip(keys, writable, strict=True) if w])
         parse = self.tokens.balance_of
         pre_tokens = [tb for i, a in enumerate(pre_accounts) if (tb := parse(i, a)) is not None]
         post_tokens = [tb for i, a in enumerate(post_accounts) if (tb := parse(i, a)) is not None]
@@ -459,6 +537,8 @@ class Chain:
             return Simulation.failed(TransactionErrorFieldless.BlockhashNotFound)
         if str(tx.signatures[0]) in self.ledger:
             return Simulation.failed(TransactionErrorFieldless.AlreadyProcessed)
+        if self.source is not None and isinstance(tx.message, Message | MessageV0):
+            self.source.prepare(tx.message)
         svm = self._svm
         if not sig_verify:
             svm.with_sigverify(False)

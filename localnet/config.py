@@ -27,7 +27,12 @@ class LocalnetConfig:
     seed: int | None = None  # of the market's random walk; None = random
     faults: str | None = None  # fault switches, JSON or @file: see docs/faults.md
     admin_token: str | None = dataclasses.field(default=None, repr=False)  # never logged
-    data_dir: Path = Path(".orderflow")  # where a generated admin token is written
+    data_dir: Path = Path(".orderflow")  # admin token; the chain in data_dir/localnet
+    persist: bool = True  # keep the chain in data_dir/localnet and resume it at start
+    reset: bool = False  # start from a new genesis (deletes the saved chain)
+    fork_url: str | None = None  # fetch missing accounts from this cluster (localnet.fork)
+    programs: tuple[tuple[str, Path], ...] = ()  # --bpf-program ADDRESS PATH.so
+    accounts: tuple[tuple[str, Path], ...] = ()  # --account ADDRESS PATH.json
 
     def __post_init__(self) -> None:
         for name in ("rpc_port", "venue_port"):

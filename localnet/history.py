@@ -28,6 +28,7 @@ from localnet.memo import MEMO_PROGRAM_ID, MEMO_V1_PROGRAM_ID, memo_field
 
 if TYPE_CHECKING:
     from localnet.chain import Chain
+    from localnet.records import TxRecord
 
 MAX_LIMIT = 1000
 """Agave's ``MAX_GET_CONFIRMED_SIGNATURES_FOR_ADDRESS2_LIMIT``."""
@@ -93,14 +94,19 @@ class AddressIndex:
 
     def _on_slot(self, slot: int, block_height: int) -> None:
         """Forget transactions the chain evicted (oldest first, as the chain evicts)."""
-        order, chain = self._order, self._chain
-        while order and chain.transaction(order[0]) is None:
+        order, ledger = self._order, self._chain.ledger
+        while order and order[0] not in ledger:
             entry = self._by_sig.pop(order.popleft())
             for key in entry.keys:
                 postings = self._by_key[key]
                 postings.drop_first()
                 if postings.start >= len(postings.seqs):
                     del self._by_key[key]
+
+    def index_record(self, record: TxRecord) -> None:
+        """Index a record restored from disk (it is in the ledger already, no listener ran)."""
+        self._on_transaction(Signature.from_string(record.signature), record.tx, record.err,
+                             record.slot)
 
     def memo(self, signature: str) -> str | None:
         entry = self._by_sig.get(signature)

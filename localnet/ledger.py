@@ -10,6 +10,7 @@ node that pruned its ledger).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 from solders.signature import Signature
 
@@ -34,12 +35,20 @@ class Ledger:
         self.landed = 0  # transactions that landed since genesis (failed ones included)
         self._records: dict[str, TxRecord] = {}
         self._order: deque[tuple[int, str]] = deque()
+        # Evicted records read back from disk when the chain persists (localnet.persist):
+        # memory stays bounded and old signatures stay verifiable, as on a real RPC node.
+        self.archive: Callable[[str], TxRecord | None] | None = None
 
     def __contains__(self, sig: str) -> bool:
+        """In the recent window (what dedup needs: older blockhashes cannot land again)."""
         return sig in self._records
 
     def get(self, sig: Signature | str) -> TxRecord | None:
-        return self._records.get(sig if isinstance(sig, str) else str(sig))
+        key = sig if isinstance(sig, str) else str(sig)
+        rec = self._records.get(key)
+        if rec is None and self.archive is not None:
+            return self.archive(key)
+        return rec
 
     def add(self, record: TxRecord) -> None:
         self._records[record.signature] = record

@@ -22,11 +22,12 @@ import signal
 from aiohttp import web
 
 from localnet import admin
-from localnet.chain import Chain
 from localnet.config import LocalnetConfig, LocalnetConfigError
 from localnet.faults import FaultConfigError, RpcFaults, VenueFaults, parse_env
 from localnet.market import Market, build_market_app
+from localnet.market import resume as market_resume
 from localnet.rpc import build_rpc_app
+from localnet.startup import build_chain
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,11 @@ async def serve(config: LocalnetConfig, *, fund: list[str] | None = None) -> Non
     except FaultConfigError as exc:
         raise LocalnetConfigError(f"ORDERFLOW_FAULTS: {exc}") from None
     token, token_file = admin.resolve_token(config.admin_token, config.data_dir)
-    chain = Chain(slot_ms=config.slot_ms)
-    market = Market(chain, seed=config.seed, drift_bps=config.drift_bps)
+    chain, store, saved = build_chain(config)  # resumed, forked, preloaded: localnet.startup
+    market = Market(chain, seed=saved.seed if saved else config.seed,
+                    drift_bps=config.drift_bps, restore=saved)
+    if store is not None:
+        market_resume.attach(market, store)
     for owner in fund or []:
         market.faucet(owner)
         log.info("funded %s with SOL, USDC and USDT", owner)
@@ -77,3 +81,5 @@ async def serve(config: LocalnetConfig, *, fund: list[str] | None = None) -> Non
         for runner in reversed(runners):
             await runner.cleanup()
         market.close()
+        if store is not None:
+            store.close()  # the current slot too: a clean stop loses nothing

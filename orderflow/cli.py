@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from orderflow.settings import Settings
 from pipeline.errors import ConfigError
+
+if TYPE_CHECKING:
+    from localnet.config import LocalnetConfig
 
 
 def _configure_logging(level: str) -> None:
@@ -24,7 +29,9 @@ def _configure_logging(level: str) -> None:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="orderflow", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start the whole system on embedded defaults")
+    up = sub.add_parser("up", help="start the whole system on embedded defaults")
+    up.add_argument("--reset-localnet", action="store_true",
+                    help="start the localnet from a new genesis (deletes its saved chain)")
     sub.add_parser("ingress", help="HTTP API + WebSocket + UI")
     w = sub.add_parser("worker", help="faust worker: order execution and/or status sinks")
     w.add_argument("--role", action="append", choices=["executor", "sinks"],
@@ -32,6 +39,18 @@ def _parser() -> argparse.ArgumentParser:
     ln = sub.add_parser("localnet", help="LiteSVM Solana JSON-RPC + local Raydium/Meteora market")
     ln.add_argument("--fund", action="append", default=[], metavar="PUBKEY",
                     help="airdrop SOL and mint USDC/USDT to this wallet at start")
+    ln.add_argument("--bpf-program", action="append", nargs=2, default=[],
+                    metavar=("ADDRESS", "PATH.so"),
+                    help="deploy this SBF program at ADDRESS (repeatable; as test-validator)")
+    ln.add_argument("--account", action="append", nargs=2, default=[],
+                    metavar=("ADDRESS", "PATH.json"),
+                    help="write this account (`solana account --output json` file; repeatable)")
+    ln.add_argument("--fork-url", metavar="URL",
+                    help="fetch every account the localnet lacks from this cluster on first use")
+    ln.add_argument("--reset", action="store_true",
+                    help="start from a new genesis (deletes the chain saved in the data dir)")
+    ln.add_argument("--ephemeral", action="store_true",
+                    help="keep the chain in memory only (nothing saved, nothing resumed)")
     sub.add_parser("migrate", help="apply database migrations")
     from orderflow.bench import add_arguments as bench_arguments
 
@@ -60,6 +79,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "up":
         from orderflow.supervisor import run_up
 
+        if args.reset_localnet:
+            from localnet.persist import reset
+
+            reset(settings.data_dir / "localnet")
         return run_up(settings)
     if args.command == "ingress":
         from ingress.app import serve
@@ -75,7 +98,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from localnet.server import serve as serve_localnet
 
         try:
-            asyncio.run(serve_localnet(settings.localnet_config(), fund=list(args.fund)))
+            asyncio.run(serve_localnet(_localnet_config(args, settings), fund=list(args.fund)))
         except LocalnetConfigError as exc:
             raise ConfigError(message=str(exc)) from None
         return 0
@@ -92,6 +115,18 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         print(f"migrations applied: {', '.join(applied) or 'none (up to date)'}")
         return 0
     raise AssertionError(args.command)
+
+
+def _localnet_config(args: argparse.Namespace, settings: Settings) -> LocalnetConfig:
+    """The settings' localnet configuration plus this command's switches."""
+    from pathlib import Path
+
+    config = settings.localnet_config()
+    return dataclasses.replace(
+        config, reset=args.reset, persist=not args.ephemeral,
+        fork_url=args.fork_url or config.fork_url,
+        programs=config.programs + tuple((a, Path(p)) for a, p in args.bpf_program),
+        accounts=config.accounts + tuple((a, Path(p)) for a, p in args.account))
 
 
 async def _migrate_then(settings: Settings, coro: object) -> None:

@@ -62,6 +62,17 @@ def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _pairs(env: Mapping[str, str], name: str) -> tuple[tuple[str, Path], ...]:
+    """``ADDRESS=PATH,ADDRESS=PATH`` (programs or account files to load into the localnet)."""
+    from localnet.config import LocalnetConfigError
+    from localnet.preload import parse_pairs
+
+    try:
+        return parse_pairs(env.get(name), name)
+    except LocalnetConfigError as exc:
+        raise ConfigError(message=str(exc)) from None
+
+
 def redact(url: str) -> str:
     """A URL with its password replaced, safe to print and log."""
     parts = urlsplit(url)
@@ -106,6 +117,10 @@ class Settings:
     localnet_seed: int | None = None
     localnet_faults: str | None = None  # fault switches, JSON or @file: see docs/faults.md
     localnet_admin_token: str | None = dataclasses.field(default=None, repr=False)  # never logged
+    # ADDRESS=PATH,... : --bpf-program / --account of solana-test-validator (localnet.preload)
+    localnet_programs: tuple[tuple[str, Path], ...] = ()
+    localnet_accounts: tuple[tuple[str, Path], ...] = ()
+    localnet_fork_url: str | None = None  # fetch missing accounts from this cluster
     log_level: str = "INFO"
     # Browser origins (scheme://host[:port]) besides the ingress's own that may open its
     # WebSockets and POST to it; see ingress/origin.py.
@@ -164,6 +179,9 @@ class Settings:
             localnet_seed=int(seed) if seed else None,
             localnet_faults=env.get("ORDERFLOW_FAULTS") or None,
             localnet_admin_token=env.get("ORDERFLOW_LOCALNET_ADMIN_TOKEN") or None,
+            localnet_programs=_pairs(env, "ORDERFLOW_LOCALNET_PROGRAMS"),
+            localnet_accounts=_pairs(env, "ORDERFLOW_LOCALNET_ACCOUNTS"),
+            localnet_fork_url=_url(env, "ORDERFLOW_LOCALNET_FORK_URL", ("http", "https")),
             log_level=env.get("ORDERFLOW_LOG_LEVEL", "INFO").upper(),
             allowed_origins=_origins(env, "ORDERFLOW_ALLOWED_ORIGINS"),
         )
@@ -240,4 +258,7 @@ class Settings:
             faults=self.localnet_faults,
             admin_token=self.localnet_admin_token,
             data_dir=self.data_dir,
+            programs=self.localnet_programs,
+            accounts=self.localnet_accounts,
+            fork_url=self.localnet_fork_url,
         )

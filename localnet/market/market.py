@@ -45,6 +45,7 @@ from localnet.market.errors import (
 )
 from localnet.market.funding import NOISE_TRADER_SOL, NOISE_TRADER_TOKENS_UI, Funding
 from localnet.market.pools import DEFAULT_POOLS, Pool, PoolSpec, decimal_string, derive
+from localnet.market.resume import MarketSnapshot
 from localnet.market.tokens import BY_MINT
 from localnet.market.txbuilder import (
     SwapLegs,
@@ -87,6 +88,7 @@ class Market:
         *,
         drift_interval_s: float = 2.0,
         pools: Sequence[PoolSpec] = DEFAULT_POOLS,
+        restore: MarketSnapshot | None = None,
     ) -> None:
         if drift_bps < 0:
             raise ValueError("drift_bps must be >= 0")
@@ -105,17 +107,23 @@ class Market:
         self._cu_nonce = 0
         self._drifter = Drifter(self, PriceWalk(self.pools, random.Random(self.seed), drift_bps))
         self.funding = Funding(chain, self.mint_authority)
-        self.funding.create_mints()
-        for pool in self.pools:
-            self.funding.fund_vaults(pool)
-        if drift_bps > 0:
-            self.funding.fund(self.noise_trader.pubkey(), NOISE_TRADER_SOL, NOISE_TRADER_TOKENS_UI)
+        if restore is not None:  # a resumed chain already holds the mints and vaults
+            restore.apply(self)
+        else:
+            self._set_up(drift_bps)
         chain.add_listener(self._on_transaction)
         chain.add_slot_listener(self._on_slot)
         chain.add_reject_listener(self._on_reject)
         mismatches = self.reconcile()
         if mismatches:
             raise RuntimeError(f"vaults do not match books after setup: {mismatches}")
+
+    def _set_up(self, drift_bps: int) -> None:
+        self.funding.create_mints()
+        for pool in self.pools:
+            self.funding.fund_vaults(pool)
+        if drift_bps > 0:
+            self.funding.fund(self.noise_trader.pubkey(), NOISE_TRADER_SOL, NOISE_TRADER_TOKENS_UI)
 
     # -- clock -------------------------------------------------------------------------------
 
