@@ -8,6 +8,7 @@ program-error table (the swap would fail on chain: sending it would only burn th
 
 from __future__ import annotations
 
+import base64
 import struct
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -45,12 +46,29 @@ class AccountReader(Protocol):
     async def prioritization_fees(self, writable: Sequence[Pubkey]) -> list[int]: ...
 
 
+_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def b58encode(data: bytes) -> str:
+    """Base58 (Bitcoin alphabet), as Solana writes bytes in JSON-RPC."""
+    n = int.from_bytes(data, "big")
+    out = ""
+    while n:
+        n, r = divmod(n, 58)
+        out = _B58[r] + out
+    return "1" * (len(data) - len(data.lstrip(b"\0"))) + out
+
+
 def _filter(spec: dict[str, Any]) -> MemcmpOpts | int:
-    """A ``getProgramAccounts`` filter in JSON-RPC form -> solana-py's."""
+    """A ``getProgramAccounts`` filter in JSON-RPC form -> solana-py's (which sends base58
+    only: a base64 memcmp is re-encoded)."""
     if "dataSize" in spec:
         return int(spec["dataSize"])
     memcmp = spec["memcmp"]
-    return MemcmpOpts(offset=int(memcmp["offset"]), bytes=str(memcmp["bytes"]))
+    text = str(memcmp["bytes"])
+    if memcmp.get("encoding") == "base64":
+        text = b58encode(base64.b64decode(text))
+    return MemcmpOpts(offset=int(memcmp["offset"]), bytes=text)
 
 
 class RpcAccounts:

@@ -38,7 +38,6 @@ from spl.token.instructions import (
 )
 from spl.token.models import CloseAccountParams, SyncNativeParams
 
-from pipeline.chain_history import order_memo
 from pipeline.tokens import WSOL_MINT
 
 MEMO_PROGRAM = Pubkey.from_string("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr")
@@ -87,7 +86,7 @@ class SwapEnvelope:
     mint_in: Pubkey
     mint_out: Pubkey
     amount_in: int
-    order_id: str
+    memo: str  # ``orderflow:<orderId>`` (pipeline.chain_history.order_memo)
     token_program_in: Pubkey = TOKEN_PROGRAM_ID
     token_program_out: Pubkey = TOKEN_PROGRAM_ID
 
@@ -119,7 +118,7 @@ def swap_instructions(env: SwapEnvelope, legs: Sequence[Instruction], *, cu_limi
         out.append(close_account(CloseAccountParams(
             program_id=TOKEN_PROGRAM_ID, account=wallet_account(payer, WSOL), dest=payer,
             owner=payer)))
-    out.append(Instruction(MEMO_PROGRAM, order_memo(env.order_id).encode(), []))
+    out.append(Instruction(MEMO_PROGRAM, env.memo.encode(), []))
     return out
 
 

@@ -39,7 +39,7 @@ async def test_the_envelope_runs_on_the_real_token_programs(net: Net) -> None:  
         wsol = wallet_account(me, Pubkey.from_string(SOL.mint))
         leg = transfer(TransferParams(from_pubkey=me, to_pubkey=wsol, lamports=0))
         env = SwapEnvelope(me, Pubkey.from_string(SOL.mint), Pubkey.from_string(USDC.mint),
-                           250_000_000, "o-envelope")
+                           250_000_000, "orderflow:o-envelope")
         blockhash, _ = net.chain.latest_blockhash()
         msg = swap_message(env, [leg], cu_limit=compute_limit(60_000, FeePolicy()),
                            cu_price=priority_price([5, 10, 15], FeePolicy()),
@@ -72,6 +72,6 @@ def test_a_leg_reading_the_wrapped_input_is_ordered_after_the_wrap() -> None:
     me = Pubkey.new_unique()
     wsol = wallet_account(me, Pubkey.from_string(SOL.mint))
     leg = Instruction(Pubkey.new_unique(), b"", [AccountMeta(wsol, False, True)])
-    env = SwapEnvelope(me, Pubkey.from_string(SOL.mint), Pubkey.from_string(USDC.mint), 1, "o")
+    env = SwapEnvelope(me, Pubkey.from_string(SOL.mint), Pubkey.from_string(USDC.mint), 1, "m")
     ixs = swap_instructions(env, [leg], cu_limit=1, cu_price=0)
     assert ixs.index(leg) == 6  # after limit, price, 2 ATAs, transfer, SyncNative

@@ -55,7 +55,7 @@ def _programs(ixs: list[Instruction]) -> list[Pubkey]:
 def test_sol_in_wraps_exactly_the_input_and_unwraps_after_the_legs() -> None:
     payer = Keypair().pubkey()
     env = SwapEnvelope(payer, Pubkey.from_string(SOL.mint), Pubkey.from_string(USDC.mint),
-                       1_500_000_000, "o-1")
+                       1_500_000_000, "orderflow:o-1")
     ixs = swap_instructions(env, [LEG], cu_limit=123_456, cu_price=77)
     assert _programs(ixs) == [COMPUTE_BUDGET, COMPUTE_BUDGET, ASSOCIATED_TOKEN_PROGRAM_ID,
                               ASSOCIATED_TOKEN_PROGRAM_ID, SYSTEM, TOKEN_PROGRAM_ID,
@@ -71,7 +71,8 @@ def test_sol_in_wraps_exactly_the_input_and_unwraps_after_the_legs() -> None:
 
 def test_a_token_to_token_split_has_both_legs_and_no_wrapping() -> None:
     payer = Keypair().pubkey()
-    env = SwapEnvelope(payer, Pubkey.from_string(USDC.mint), Keypair().pubkey(), 10, "o-2")
+    env = SwapEnvelope(payer, Pubkey.from_string(USDC.mint), Keypair().pubkey(), 10,
+                       "orderflow:o-2")
     other = Instruction(Pubkey.from_string("LBUZKhRxPF3XUpBCjp4YzTKgLccjZhTSDM9YuVaPwxo"),
                         b"leg2", [])
     ixs = swap_instructions(env, [LEG, other], cu_limit=1, cu_price=0)
@@ -84,7 +85,7 @@ def test_a_token_to_token_split_has_both_legs_and_no_wrapping() -> None:
 def test_the_signed_message_carries_the_order_memo() -> None:
     payer = Keypair()
     env = SwapEnvelope(payer.pubkey(), Pubkey.from_string(USDC.mint),
-                       Pubkey.from_string(SOL.mint), 10, "o-3")
+                       Pubkey.from_string(SOL.mint), 10, "orderflow:o-3")
     msg = swap_message(env, [LEG], cu_limit=200_000, cu_price=1, blockhash=Hash.new_unique())
     tx = VersionedTransaction(msg, [payer])
     assert has_memo(tx, "orderflow:o-3") and not has_memo(tx, "orderflow:o-4")
