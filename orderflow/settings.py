@@ -73,6 +73,25 @@ def _pairs(env: Mapping[str, str], name: str) -> tuple[tuple[str, Path], ...]:
         raise ConfigError(message=str(exc)) from None
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name) or default
+    if value not in allowed:
+        raise ConfigError(message=f"{name}={value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _pools(raw: str) -> tuple[tuple[str, str], ...]:
+    """``raydium=ADDR,meteora=ADDR`` (repeat a venue for several pools)."""
+    out: list[tuple[str, str]] = []
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        venue, sep, address = part.partition("=")
+        if not sep or venue not in ("raydium", "meteora") or not 32 <= len(address) <= 44:
+            raise ConfigError(message=f"ORDERFLOW_POOLS: {part!r} is not venue=ADDRESS "
+                                      "(venue raydium or meteora)")
+        out.append((venue, address))
+    return tuple(out)
+
+
 def redact(url: str) -> str:
     """A URL with its password replaced, safe to print and log."""
     parts = urlsplit(url)
@@ -106,6 +125,9 @@ class Settings:
     confirm_poll_ms: int = 200
     fetch_max_wait_ms: int = 100  # the worker consumer's long-poll (faust hard-codes 1500)
     commitment: str = "confirmed"
+    venues: str = "local-market"  # local-market | jupiter | onchain (see pipeline/venues)
+    cluster: str = "localnet"  # localnet | devnet | mainnet
+    pools: tuple[tuple[str, str], ...] = ()  # ORDERFLOW_POOLS: raydium=ADDR,meteora=ADDR
     max_price_impact_bps: int = 300  # an order's default price-impact bound (pipeline/guards)
     max_venue_deviation_bps: int = 500  # winning quote vs the other venue
     max_recent_deviation_bps: int = 500  # winning quote vs recent fills (+ the impact bound)
@@ -166,6 +188,11 @@ class Settings:
             confirm_poll_ms=_int(env, "ORDERFLOW_CONFIRM_POLL_MS", 200, 10, 10_000),
             fetch_max_wait_ms=_int(env, "ORDERFLOW_FETCH_MAX_WAIT_MS", 100, 1, 10_000),
             commitment=commitment,
+            venues=_choice(env, "ORDERFLOW_VENUES", "local-market",
+                           ("local-market", "jupiter", "onchain")),
+            cluster=_choice(env, "ORDERFLOW_CLUSTER", "localnet",
+                            ("localnet", "devnet", "mainnet")),
+            pools=_pools(env.get("ORDERFLOW_POOLS", "")),
             max_price_impact_bps=_int(env, "ORDERFLOW_MAX_PRICE_IMPACT_BPS", 300, 1, 10_000),
             max_venue_deviation_bps=_int(env, "ORDERFLOW_MAX_VENUE_DEVIATION_BPS", 500, 0,
                                          1_000_000),
@@ -218,11 +245,15 @@ class Settings:
 
     def executor_config(self) -> ExecutorConfig:
         """The executor role: needs the database, the RPC, the venue and the wallet."""
-        s = self.require("database_url", "solana_rpc_url", "venue_url", "wallet")
-        assert s.database_url and s.solana_rpc_url and s.venue_url and s.wallet
+        needed = ["database_url", "solana_rpc_url", "wallet"]
+        if self.venues != "onchain":
+            needed.append("venue_url")
+        s = self.require(*needed)
+        assert s.database_url and s.solana_rpc_url and s.wallet
         return ExecutorConfig(
             database_url=s.database_url, solana_rpc_url=s.solana_rpc_url,
-            venue_url=s.venue_url, wallet=s.wallet, max_in_flight=s.max_in_flight,
+            venue_url=s.venue_url, wallet=s.wallet, venues=s.venues, cluster=s.cluster,
+            pools=s.pools, max_in_flight=s.max_in_flight,
             max_attempts=s.max_attempts, lease_s=s.lease_s, rebroadcast_ms=s.rebroadcast_ms,
             confirm_poll_ms=s.confirm_poll_ms, commitment=s.commitment,
             failpoints=s.failpoints, max_price_impact_bps=s.max_price_impact_bps,

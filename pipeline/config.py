@@ -53,8 +53,11 @@ class ExecutorConfig:
 
     database_url: str
     solana_rpc_url: str
-    venue_url: str
+    venue_url: str | None  # the Jupiter-shaped API (local market or Jupiter); unused on-chain
     wallet: str  # path to a keypair JSON file, or the JSON byte array itself
+    venues: str = "local-market"  # local-market | jupiter | onchain
+    cluster: str = "localnet"  # localnet | devnet | mainnet: picks the programs' ids
+    pools: tuple[tuple[str, str], ...] = ()  # (venue, pool address): skip program scans
     max_in_flight: int = 512
     max_attempts: int = 3
     lease_s: int = 10

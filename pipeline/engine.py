@@ -19,7 +19,9 @@ import faust
 from faust.types import EventT
 from mode import Service
 from psycopg_pool import AsyncConnectionPool
+from solders.pubkey import Pubkey
 
+from pipeline.accounts import RpcAccounts
 from pipeline.config import ExecutorConfig
 from pipeline.errors import EngineUnavailable, InvalidOrder
 from pipeline.executor import OrderExecutor, StageTimer
@@ -30,10 +32,15 @@ from pipeline.instrumented import InstrumentedChain, InstrumentedVenues
 from pipeline.journal import Journal
 from pipeline.kafka_outbox import KafkaOutbox
 from pipeline.metrics import EngineMetrics
+from pipeline.model import Venue
 from pipeline.ports import Origin
 from pipeline.solana_rpc import ConfirmationWatcher, RpcChain
 from pipeline.tasks import spawn
-from pipeline.venues import JupiterVenues
+from pipeline.venues import JupiterVenues, Venues
+from pipeline.venues.base import Cluster
+from pipeline.venues.onchain import OnchainVenues
+from pipeline.venues.onchain_pools import MeteoraDlmmPools, RaydiumCpPools
+from pipeline.venues.raydium_cp import RAYDIUM_CP_PROGRAM
 from pipeline.wallet import load_keypair
 from pipeline.wire import RetryMessage, decode_execute_order
 
@@ -83,7 +90,7 @@ class Engine(Service):
                                             rebroadcast_s=c.rebroadcast_ms / 1000)
         self._watcher.start()
         self.executor = OrderExecutor(
-            venues=InstrumentedVenues(JupiterVenues(c.venue_url, self._session), self.metrics),
+            venues=InstrumentedVenues(self._venues(), self.metrics),
             chain=chain, timer=StageTimer(self.metrics.stage), metrics=self.metrics,
             watcher=self._watcher, wallet=wallet, outbox=self.outbox,
             journal=Journal(self._pool, self.owner, lease_s=c.lease_s,
@@ -98,6 +105,25 @@ class Engine(Service):
         self.ready.set()
         log.info("engine %s started: wallet %s, rpc %s, venue %s", self.owner, wallet.pubkey(),
                  c.solana_rpc_url, c.venue_url)
+
+    def _venues(self) -> Venues:
+        """The configured venues: the Jupiter-shaped API (the local market or Jupiter), or
+        the Raydium CP-Swap and Meteora DLMM programs read and traded directly."""
+        c = self.config
+        if c.venues != "onchain":
+            assert c.venue_url is not None and self._session is not None
+            return JupiterVenues(c.venue_url, self._session)
+        assert self._chain is not None
+        cluster = Cluster(c.cluster)
+
+        def explicit(venue: str) -> list[Pubkey]:
+            return [Pubkey.from_string(addr) for v, addr in c.pools if v == venue]
+
+        return OnchainVenues(RpcAccounts(self._chain.client), {
+            Venue.RAYDIUM: RaydiumCpPools(RAYDIUM_CP_PROGRAM[cluster],
+                                          explicit=explicit("raydium")),
+            Venue.METEORA: MeteoraDlmmPools(explicit=explicit("meteora")),
+        })
 
     async def on_stop(self) -> None:
         await self._drain(DRAIN_S)

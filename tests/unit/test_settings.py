@@ -18,3 +18,28 @@ def test_bad_values_name_their_variable() -> None:
         Settings.from_env({"ORDERFLOW_COMMITMENT": "final"})
     with pytest.raises(ConfigError, match="ORDERFLOW_WALLET"):
         Settings.from_env({"ORDERFLOW_WALLET": "/nonexistent/wallet.json"})
+
+
+def test_venues_cluster_and_pools_are_read_and_checked() -> None:
+    pools = ("raydium=CPMMoo8L3F4NbTegBCKVNunggL7H1ZpdTHKxQB5qKP1C,"
+             " meteora=LBUZKhRxPF3XUpBCjp4YzTKgLccjZhTSDM9YuVaPwxo")
+    s = Settings.from_env({"ORDERFLOW_VENUES": "onchain", "ORDERFLOW_CLUSTER": "devnet",
+                           "ORDERFLOW_POOLS": pools})
+    assert (s.venues, s.cluster) == ("onchain", "devnet")
+    assert s.pools == (("raydium", "CPMMoo8L3F4NbTegBCKVNunggL7H1ZpdTHKxQB5qKP1C"),
+                       ("meteora", "LBUZKhRxPF3XUpBCjp4YzTKgLccjZhTSDM9YuVaPwxo"))
+    assert Settings.from_env({}).venues == "local-market"
+    for env in ({"ORDERFLOW_VENUES": "uniswap"}, {"ORDERFLOW_CLUSTER": "testnet"},
+                {"ORDERFLOW_POOLS": "orca=abc"}):
+        with pytest.raises(ConfigError):
+            Settings.from_env(env)
+
+
+def test_onchain_venues_need_no_venue_url() -> None:
+    base = {"ORDERFLOW_DATABASE_URL": "postgresql://x@h/db",
+            "ORDERFLOW_SOLANA_RPC_URL": "http://127.0.0.1:8899",
+            "ORDERFLOW_WALLET": "[" + ",".join(["1"] * 64) + "]"}
+    cfg = Settings.from_env({**base, "ORDERFLOW_VENUES": "onchain"}).executor_config()
+    assert cfg.venues == "onchain" and cfg.venue_url is None
+    with pytest.raises(ConfigError):
+        Settings.from_env(base).executor_config()  # the local market needs its URL
