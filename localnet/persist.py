@@ -1,6 +1,6 @@
 """The localnet's chain on disk: accounts, clock, blockhashes and history survive a restart.
 
-Design (measured, see ``docs/localnet-persistence.md``): one SQLite file in WAL mode,
+Design (measured; numbers in the README, "The localnet"): one SQLite file in WAL mode,
 ``synchronous=FULL``, written **once per slot** in one transaction, just before the next slot
 starts (:meth:`Chain.add_tick_listener <localnet.chain.Chain.add_tick_listener>`). It holds
 
@@ -177,6 +177,9 @@ class ChainStore:
             chain.ledger.add(rec)
             chain.history.index_record(rec)
         chain.resume_clock(clock)
+        # The saved slot had a successor before the crash (that is when it was saved), so its
+        # transactions were confirmed: start in a new slot so they read confirmed at once.
+        chain.tick()
         log.info("resumed the chain at slot %d from %s (%d accounts saved)", chain.slot,
                  self.path, len(accounts))
 

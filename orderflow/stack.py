@@ -240,10 +240,14 @@ class Stack:
         self.rpc_url = f"http://{o.host}:{self.rpc_port}"
         self.venue_url = f"http://{o.host}:{self.venue_port}/swap/v1"
         argv = [*CLI, "localnet", *(a for owner in fund for a in ("--fund", owner))]
-        self.localnet = spawn_child("localnet", argv, self.child_env(), self.logs)
-        self._add("localnet", self.localnet, None)  # its chain lives in memory
-        await wait_http(f"{self.rpc_url}/health", 60, "localnet RPC", self.localnet)
-        await wait_http(f"{self.venue_url}/pools", 60, "local market", self.localnet)
+        env = self.child_env()
+
+        def start() -> EmbeddedProcess:  # its chain is in data_dir/localnet: a restart resumes
+            self.localnet = spawn_child("localnet", argv, env, self.logs)
+            return self.localnet
+        proc = self._add("localnet", start(), start)
+        await wait_http(f"{self.rpc_url}/health", 60, "localnet RPC", proc)
+        await wait_http(f"{self.venue_url}/pools", 60, "local market", proc)
 
     async def prepare(self) -> None:
         """Create the topics and apply the migrations (idempotent)."""

@@ -40,13 +40,16 @@ class LocalnetProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
-    async def start(self, *extra: str) -> LocalnetProcess:
+    def _spawn(self, extra: tuple[str, ...]) -> None:
         self.data.mkdir(parents=True, exist_ok=True)
         self.starts += 1
         log = (self.data / f"localnet-{self.rpc_port}-{self.starts}.log").open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "orderflow.cli", "localnet", *self.args, *extra],
             env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+
+    async def start(self, *extra: str) -> LocalnetProcess:
+        self._spawn(extra)
 
         async def up() -> bool:
             assert self.proc is not None

@@ -96,7 +96,7 @@ def test_account_json_and_env_pairs(tmp_path: Path) -> None:
     other = Keypair().pubkey()
     assert read_account_json(path, other)[0] == other  # --account ADDRESS overrides pubkey
     (tmp_path / "broken.json").write_text("{}")
-    with pytest.raises(LocalnetConfigError, match="broken.json"):
+    with pytest.raises(LocalnetConfigError, match=r"broken\.json"):
         read_account_json(tmp_path / "broken.json")
     assert parse_pairs(f" {key}=/x.so, {other}=~/y.so ", "X") == (
         (str(key), Path("/x.so")), (str(other), Path("~/y.so").expanduser()))
