@@ -565,6 +565,7 @@ class Chain:
             return_data=(rd.program_id, bytes(rd.data)) if rd.data else None,
             post_accounts=post,
             replacement_blockhash=replacement,
+            meta=meta,  # innerInstructions, rendered only when asked for
         )
 
     def fee_for_message(self, msg: Message | MessageV0) -> int | None:

@@ -22,6 +22,7 @@ class LocalnetConfig:
     host: str = "127.0.0.1"
     rpc_port: int = 8899
     venue_port: int = 8090
+    pubsub_port: int | None = None  # the PubSub WebSocket; None = rpc_port + 1, as on Solana
     slot_ms: int = 400
     drift_bps: int = 20  # the market's random-walk step; 0 = off
     seed: int | None = None  # of the market's random walk; None = random
@@ -42,3 +43,14 @@ class LocalnetConfig:
             raise LocalnetConfigError("slot_ms must be positive")
         if self.drift_bps < 0:
             raise LocalnetConfigError("drift_bps must not be negative")
+        if self.pubsub_port is not None and not 0 <= self.pubsub_port <= 65535:
+            raise LocalnetConfigError("pubsub_port must be a port (0-65535)")
+        if self.pubsub_port is None and self.rpc_port == 65535:
+            raise LocalnetConfigError("rpc_port + 1 (the PubSub WebSocket) must be a port")
+
+    @property
+    def ws_port(self) -> int:
+        """The PubSub port: ``pubsub_port``, else ``rpc_port + 1`` (0 stays 0: any port)."""
+        if self.pubsub_port is not None:
+            return self.pubsub_port
+        return self.rpc_port + 1 if self.rpc_port else 0

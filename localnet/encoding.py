@@ -1,5 +1,6 @@
 """Solana's wire encoding of what the localnet holds: base58, token amounts, transactions in
-the ``json``/``base64``/``base58`` encodings, and the ``getTransaction`` result.
+the ``json``/``base64``/``base58`` encodings (``jsonParsed`` in :mod:`localnet.parsed`), and
+the ``getTransaction`` result.
 
 Pure functions of solders objects and :mod:`localnet.records`; nothing here reads the chain.
 """
@@ -134,7 +135,7 @@ def transaction_json(tx: VersionedTransaction) -> dict[str, Json]:
 def transaction_result_json(
     rec: TxRecord, encoding: str = "json", max_supported_transaction_version: int | None = 0
 ) -> dict[str, Json]:
-    """Solana's ``getTransaction`` result (``json``, ``base64`` or ``base58``) for ``rec``.
+    """Solana's ``getTransaction`` result (``json``, ``jsonParsed``, ``base64`` or ``base58``).
 
     Raises :class:`UnsupportedTransactionVersion` for a v0 transaction when
     ``max_supported_transaction_version`` is ``None``, as Solana does, and
@@ -145,7 +146,12 @@ def transaction_result_json(
     if is_v0 and max_supported_transaction_version is None:
         raise UnsupportedTransactionVersion(0)
     encoded: Json
-    if encoding == "json":
+    parsed = encoding == "jsonParsed"
+    if parsed:
+        from localnet.parsed import parsed_inner_instructions, parsed_transaction_json
+
+        encoded = parsed_transaction_json(tx, rec.loaded_writable, rec.loaded_readonly)
+    elif encoding == "json":
         encoded = transaction_json(tx)
     elif encoding == "base64":
         encoded = [base64.b64encode(bytes(tx)).decode(), "base64"]
@@ -154,7 +160,8 @@ def transaction_result_json(
     else:
         raise ValueError(f"unsupported encoding {encoding!r}")
     meta = rec.meta
-    inner = inner_instructions_json(meta)
+    inner = (parsed_inner_instructions(meta, rec.account_keys) if parsed
+             else inner_instructions_json(meta))
     meta_json: dict[str, Json] = {
         "err": rec.err_json,
         "status": {"Ok": None} if rec.err_json is None else {"Err": rec.err_json},
@@ -172,6 +179,8 @@ def transaction_result_json(
         },
         "computeUnitsConsumed": meta.compute_units_consumed(),
     }
+    if parsed:  # the parsed accountKeys already list the lookup-table keys
+        del meta_json["loadedAddresses"]
     rd = meta.return_data()
     if rd.data:
         meta_json["returnData"] = {

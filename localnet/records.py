@@ -110,6 +110,7 @@ class Simulation:
     return_data: tuple[Pubkey, bytes] | None = None
     post_accounts: dict[Pubkey, Account] = field(default_factory=dict)
     replacement_blockhash: tuple[Hash, int] | None = None
+    meta: TransactionMetadata | None = None  # for innerInstructions; None when nothing ran
 
     @classmethod
     def failed(cls, err: TransactionErrorType) -> Simulation:

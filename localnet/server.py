@@ -1,6 +1,7 @@
 """``orderflow localnet``: a Solana cluster we run ourselves, and its market, in one process.
 
-The JSON-RPC server (LiteSVM underneath) listens on ``config.rpc_port`` and the
+The JSON-RPC server (LiteSVM underneath) listens on ``config.rpc_port``, its PubSub
+WebSocket on ``config.ws_port`` (the RPC port + 1, where Solana clients look for it) and the
 Jupiter-shaped market on ``config.venue_port``. They share one :class:`Chain`
 so the market sees every transaction land and settles its books.
 
@@ -26,6 +27,7 @@ from localnet.config import LocalnetConfig, LocalnetConfigError
 from localnet.faults import FaultConfigError, RpcFaults, VenueFaults, parse_env
 from localnet.market import Market, build_market_app
 from localnet.market import resume as market_resume
+from localnet.pubsub import build_pubsub_app
 from localnet.rpc import build_rpc_app
 from localnet.startup import build_chain
 
@@ -50,8 +52,11 @@ async def serve(config: LocalnetConfig, *, fund: list[str] | None = None) -> Non
     runners = []
     clock = asyncio.create_task(chain.run_clock(), name="localnet-clock")
     try:
-        apps = ((build_rpc_app(chain, RpcFaults(chain, rpc_faults), admin_token=token),
+        apps = ((build_rpc_app(chain, RpcFaults(chain, rpc_faults), admin_token=token,
+                               rpc_address=f"{config.host}:{config.rpc_port}",
+                               pubsub_address=f"{config.host}:{config.ws_port}"),
                  config.rpc_port),
+                (build_pubsub_app(chain), config.ws_port),
                 (build_market_app(market, faults=VenueFaults(venue_faults), admin_token=token),
                  config.venue_port))
         for app, port in apps:
@@ -59,9 +64,10 @@ async def serve(config: LocalnetConfig, *, fund: list[str] | None = None) -> Non
             await runner.setup()
             await web.TCPSite(runner, config.host, port).start()
             runners.append(runner)
-        log.info("localnet RPC on http://%s:%d, market on http://%s:%d/swap/v1 (slot %d ms, "
-                 "drift %d bps)", config.host, config.rpc_port, config.host, config.venue_port,
-                 config.slot_ms, config.drift_bps)
+        log.info("localnet RPC on http://%s:%d (PubSub ws://%s:%d), market on "
+                 "http://%s:%d/swap/v1 (slot %d ms, drift %d bps)", config.host, config.rpc_port,
+                 config.host, config.ws_port, config.host, config.venue_port, config.slot_ms,
+                 config.drift_bps)
         log.info("fault switches: /admin/faults on both servers (%s), clock: /admin/clock on "
                  "the RPC", "set from ORDERFLOW_FAULTS" if rpc_faults.active
                  or venue_faults.active else "all off")

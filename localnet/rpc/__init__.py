@@ -18,16 +18,22 @@ Semantics worth knowing:
 * ``getTransaction`` honours ``confirmed``/``finalized`` (``processed`` is
   rejected, as on Solana) and ``maxSupportedTransactionVersion``.
 
-``getSignaturesForAddress`` is answered from a per-address index (:mod:`localnet.history`).
+``getSignaturesForAddress`` is answered from a per-address index (:mod:`localnet.history`);
+``getBlock``/``getBlocks``/``getBlocksWithLimit``/``getBlockTime``/
+``getRecentPrioritizationFees`` from the block index (:mod:`localnet.blocks`, one block a
+slot, known from when the app was built). ``jsonParsed`` covers SPL Token accounts and
+transactions (System, SPL Token, ATA, Memo; see :mod:`localnet.parsed`).
+``getClusterNodes`` advertises the PubSub WebSocket (:mod:`localnet.pubsub`, RPC port + 1).
 
-Not supported: ``jsonParsed`` for transactions, ``base64+zstd``, websockets
-(``*Subscribe``), and block/ledger queries (``getBlock``, ``getBlocks``...).
+Not supported: ``base64+zstd``, ``getBlockCommitment``, ``getLeaderSchedule``, vote, stake,
+inflation and supply queries.
 
 Fault switches (latency, HTTP 429/5xx, ``-32005``/``-32603``, held responses, dropped and
 late transactions) are off by default; see :mod:`localnet.faults` and ``/admin/faults``.
 
 Rooms: :mod:`.app` (envelope, cluster methods, the aiohttp app), :mod:`.transactions`,
-:mod:`.accounts`, :mod:`.params` (error codes and parameter reading).
+:mod:`.accounts`, :mod:`.blocks`, :mod:`.node` (identity, cluster nodes, leaders),
+:mod:`.filters` (``memcmp``/``dataSize``), :mod:`.params` (error codes and parameter reading).
 """
 from localnet.rpc.app import CHAIN_KEY, RPC_FAULTS_KEY, _Rpc, build_rpc_app
 from localnet.rpc.params import RpcError

@@ -1,5 +1,6 @@
 """Account methods: balances, accounts in every encoding (``jsonParsed`` for SPL Token),
-token balances, supply and token accounts by owner."""
+program accounts (``memcmp``/``dataSize`` filters), token balances, supply and token
+accounts by owner."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from solders.token.state import Mint, TokenAccount, TokenAccountState
 
 from localnet.encoding import b58encode, ui_token_amount
 from localnet.programs import NATIVE_MINT, TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
+from localnet.rpc.filters import matches_all, parse_filters
 from localnet.rpc.params import (
     MAX_BASE58_ACCOUNT_DATA,
     MAX_MULTIPLE_ACCOUNTS,
@@ -187,3 +189,18 @@ class AccountMethods(Methods):
             for address, acc in found
         ]
         return self._with_context(value, slot)
+
+    def get_program_accounts(self, params: list[Json]) -> Json:
+        """Every account ``program`` owns that passes the filters; a scan, as on a node."""
+        program = param_pubkey(param_arg(params, 0, "program_id"))
+        cfg = param_config(params, 1)
+        slot = self._bank_slot(cfg)
+        filters = parse_filters(cfg.get("filters"))
+        encoding = cfg.get("encoding") or "binary"
+        data_slice = cfg.get("dataSlice")
+        value: list[Json] = [
+            {"pubkey": str(address), "account": self._account_json(acc, encoding, data_slice)}
+            for address, acc in self.chain.svm.get_program_accounts(program)
+            if acc.lamports > 0 and matches_all(filters, acc.data)
+        ]
+        return self._with_context(value, slot) if cfg.get("withContext") else value

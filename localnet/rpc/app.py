@@ -14,6 +14,7 @@ from solders.hash import Hash
 from solders.message import Message, MessageV0, from_bytes_versioned
 
 from localnet import admin
+from localnet.blocks import blocks_of
 from localnet.chain import Chain
 from localnet.faults import (
     ErrorRule,
@@ -23,6 +24,8 @@ from localnet.faults import (
     add_clock_routes,
     rpc_error_of,
 )
+from localnet.rpc.blocks import BlockMethods
+from localnet.rpc.node import NodeMethods
 from localnet.rpc.params import (
     FEATURE_SET,
     INTERNAL_ERROR,
@@ -46,13 +49,24 @@ CHAIN_KEY = web.AppKey("chain", Chain)
 RPC_FAULTS_KEY = web.AppKey("rpc_faults", RpcFaults)
 
 
-class _Rpc(TransactionMethods):
+class _Rpc(TransactionMethods, BlockMethods, NodeMethods):
     """Method table plus the JSON-RPC envelope; one per app."""
 
     def __init__(self, chain: Chain, faults: RpcFaults) -> None:
         self.chain = chain
         self.faults = faults
         self.methods: dict[str, Callable[[list[Json]], Json]] = {
+            "getIdentity": self.get_identity,
+            "getClusterNodes": self.get_cluster_nodes,
+            "getSlotLeader": self.get_slot_leader,
+            "getSlotLeaders": self.get_slot_leaders,
+            "getBlock": self.get_block,
+            "getBlocks": self.get_blocks,
+            "getBlocksWithLimit": self.get_blocks_with_limit,
+            "getBlockTime": self.get_block_time,
+            "getFirstAvailableBlock": self.get_first_available_block,
+            "getRecentPrioritizationFees": self.get_recent_prioritization_fees,
+            "getProgramAccounts": self.get_program_accounts,
             "getHealth": self.get_health,
             "getVersion": self.get_version,
             "getSlot": self.get_slot,
@@ -245,7 +259,12 @@ async def _health(request: web.Request) -> web.Response:
 
 
 def build_rpc_app(
-    chain: Chain, faults: RpcFaults | None = None, *, admin_token: str | None = None
+    chain: Chain,
+    faults: RpcFaults | None = None,
+    *,
+    admin_token: str | None = None,
+    rpc_address: str | None = None,
+    pubsub_address: str | None = None,
 ) -> web.Application:
     """An aiohttp app serving Solana JSON-RPC at ``POST /`` and ``GET /health`` for ``chain``.
 
@@ -255,6 +274,7 @@ def build_rpc_app(
     at ``/admin/clock`` (see :mod:`localnet.faults`). ``GET /health`` is never faulted.
     ``/admin/*`` needs ``admin_token`` from a loopback client (see :mod:`localnet.admin`;
     a random token, at ``app[admin.ADMIN_TOKEN_KEY]``, when None).
+    ``rpc_address``/``pubsub_address`` (``host:port``) are what ``getClusterNodes`` advertises.
     """
     app = web.Application(client_max_size=64 * 1024 * 1024)
     admin.guard(app, admin_token, frozenset())
@@ -262,7 +282,9 @@ def build_rpc_app(
     if faults is None:
         faults = RpcFaults(chain)
     app[RPC_FAULTS_KEY] = faults
+    blocks_of(chain)  # blocks are known from here on
     rpc = _Rpc(chain, faults)
+    rpc.rpc_address, rpc.pubsub_address = rpc_address, pubsub_address
     app.router.add_post("/", rpc.handle)
     app.router.add_get("/health", _health)
     add_admin_routes(app, faults)

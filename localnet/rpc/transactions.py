@@ -7,6 +7,7 @@ import base64
 import binascii
 import logging
 
+from solders.message import Message, MessageV0
 from solders.transaction import VersionedTransaction
 
 from localnet.chain import FINALIZATION_DEPTH
@@ -14,6 +15,8 @@ from localnet.encoding import UnsupportedTransactionVersion, b58decode
 from localnet.faults import (
     RpcFaults,
 )
+from localnet.messages import loaded_addresses
+from localnet.parsed import parsed_inner_instructions
 from localnet.records import Simulation
 from localnet.rpc.accounts import AccountMethods
 from localnet.rpc.params import (
@@ -178,7 +181,18 @@ class TransactionMethods(AccountMethods):
                 acc = None if sim.err is not None else (
                     sim.post_accounts.get(key) or self.chain.get_account(key))
                 accounts.append(None if acc is None else self._account_json(acc, encoding, None))
-        return self._with_context(self._simulation_json(sim, accounts), slot)
+        out = self._simulation_json(sim, accounts)
+        if cfg.get("innerInstructions"):
+            out["innerInstructions"] = self._simulated_inner(tx, sim)
+        return self._with_context(out, slot)
+
+    def _simulated_inner(self, tx: VersionedTransaction, sim: Simulation) -> Json:
+        """``innerInstructions`` of a simulation, parsed as Agave does; ``None`` if nothing ran."""
+        msg = tx.message
+        if sim.meta is None or not isinstance(msg, Message | MessageV0):
+            return None
+        loaded_w, loaded_r = loaded_addresses(self.chain.svm, msg)
+        return parsed_inner_instructions(sim.meta, [*msg.account_keys, *loaded_w, *loaded_r])
 
     def get_signature_statuses(self, params: list[Json]) -> Json:
         sigs = param_arg(params, 0, "signatures")
@@ -208,10 +222,10 @@ class TransactionMethods(AccountMethods):
         if commitment == "processed":
             raise invalid_params("Method does not support commitment below `confirmed`")
         encoding = cfg.get("encoding") or "json"
-        if encoding not in ("json", "base64", "base58"):
+        if encoding not in ("json", "jsonParsed", "base64", "base58"):
             raise invalid_params(
                 f"Invalid params: encoding `{encoding}` is not supported by the localnet "
-                "(json, base64, base58)."
+                "(json, jsonParsed, base64, base58)."
             )
         raw_version = cfg.get("maxSupportedTransactionVersion")
         max_version = None
