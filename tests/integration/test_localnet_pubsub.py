@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -44,6 +45,7 @@ from localnet.programs import TOKEN_PROGRAM_ID
 from localnet.pubsub import HUB_KEY, build_pubsub_app
 from localnet.rpc import build_rpc_app
 from tests.helpers import wait_until
+from tests.localnet_proc import LocalnetProcess, transfer_tx
 
 SOL = 10**9
 USDC = Pubkey.from_string("EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v")
@@ -273,3 +275,25 @@ async def test_wire_shapes_and_errors(net: Net) -> None:
         assert codes[3] == {"code": -32602, "message": "Invalid Request: Only 1 address supported"}
         assert codes[4]["code"] == -32601
         assert codes[5]["code"] == -32602
+
+
+async def test_real_localnet_process_serves_pubsub_on_rpc_port_plus_one(tmp_path: Path) -> None:
+    """``orderflow localnet`` as clients meet it: the WebSocket where web3.js and solana-py
+    look for it (RPC port + 1), advertised by getClusterNodes, confirming a transfer."""
+    alice = Keypair()
+    proc = LocalnetProcess(tmp_path / "data", "--fund", str(alice.pubkey()))
+    await proc.start()
+    try:
+        ws_port = proc.rpc_port + 1
+        (node,) = await proc.rpc("getClusterNodes")
+        assert node["pubsub"] == f"127.0.0.1:{ws_port}"
+        tx = transfer_tx(alice, Keypair().pubkey(), SOL, await proc.blockhash())
+        async with SolanaWsClient(f"ws://127.0.0.1:{ws_port}") as ws:
+            await ws.signature_subscribe(signature=tx.signatures[0], commitment=Confirmed)
+            sig = await proc.send(tx)
+            note = await _next(ws)
+            assert isinstance(note, SignatureNotification) and note.result.value.err is None
+        status = (await proc.rpc("getSignatureStatuses", [sig]))["value"][0]
+        assert status["confirmationStatus"] in ("confirmed", "finalized")
+    finally:
+        proc.stop()
