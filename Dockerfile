@@ -20,6 +20,7 @@ COPY pipeline ./pipeline
 COPY ingress ./ingress
 COPY sinks ./sinks
 COPY localnet ./localnet
+COPY dexmath ./dexmath
 RUN /opt/orderflow/bin/pip install -c constraints.txt . \
     && /opt/orderflow/bin/orderflow --help >/dev/null
 

@@ -64,7 +64,16 @@ class StatusFeed:
             await self._consumer._client.force_metadata_update()
 
     async def stop(self) -> None:
-        await self._consumer.stop()
+        """Stop consuming. aiokafka's fetcher, when stopped during its retry back-off (the
+        broker away), lets the ``CancelledError`` of its own cancelled task out of
+        ``consumer.stop()``: that one is swallowed; a cancellation of *this* task is not."""
+        try:
+            await self._consumer.stop()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            log.debug("status feed: the consumer's fetch task ended cancelled while stopping")
 
     async def run(self) -> None:
         while True:
