@@ -8,7 +8,6 @@ writes it, and the next sweep finds nothing left to heal.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
@@ -18,24 +17,12 @@ from psycopg_pool import AsyncConnectionPool
 from pipeline.lifecycle import OrderAccepted, OrderConfirmed, OrderFailed, OrderStatus, apply
 from pipeline.model import Venue
 from pipeline.wire import StatusEvent
-from sinks.migrate import migrate
 from sinks.postgres import PostgresStatusStore
 from sinks.reconciler import ReadModelReconciler
+from tests.integration.test_journal import pool  # noqa: F401 (the fixture)
 from tests.unit.executor_doubles import market_order
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def pool(own_database_url: str) -> AsyncIterator[AsyncConnectionPool]:
-    await migrate(own_database_url)
-    p = AsyncConnectionPool(own_database_url, min_size=1, max_size=4, open=False,
-                            kwargs={"autocommit": True})
-    await p.open(wait=True, timeout=30)
-    try:
-        yield p
-    finally:
-        await p.close()
 
 
 def _events(order_id: str) -> tuple[StatusEvent, StatusEvent]:
@@ -48,7 +35,8 @@ def _events(order_id: str) -> tuple[StatusEvent, StatusEvent]:
     return submitted, StatusEvent.of(done)
 
 
-async def _journal_row(pool: AsyncConnectionPool, event: StatusEvent, *, age_s: int) -> None:
+async def _journal_row(pool: AsyncConnectionPool, event: StatusEvent, *,  # noqa: F811
+                       age_s: int) -> None:
     async with pool.connection() as conn:
         await conn.execute(
             "INSERT INTO executions (order_id, command, status, terminal, final_event, "
@@ -57,7 +45,7 @@ async def _journal_row(pool: AsyncConnectionPool, event: StatusEvent, *, age_s: 
              event.status.value, Jsonb(event.to_json()), f"{age_s} seconds"))
 
 
-async def _status(pool: AsyncConnectionPool, order_id: str) -> str | None:
+async def _status(pool: AsyncConnectionPool, order_id: str) -> str | None:  # noqa: F811
     async with pool.connection() as conn:
         row = await (await conn.execute("SELECT status FROM orders WHERE order_id = %s",
                                         (order_id,))).fetchone()
@@ -65,7 +53,7 @@ async def _status(pool: AsyncConnectionPool, order_id: str) -> str | None:
 
 
 async def test_terminal_orders_missing_or_behind_in_the_read_model_are_healed(
-        pool: AsyncConnectionPool) -> None:
+        pool: AsyncConnectionPool) -> None:  # noqa: F811
     store = PostgresStatusStore(pool)
     published: list[StatusEvent] = []
 
@@ -95,7 +83,8 @@ async def test_terminal_orders_missing_or_behind_in_the_read_model_are_healed(
     assert await reconciler.sweep() == 0 and published == []
 
 
-async def test_a_failed_order_is_healed_too(pool: AsyncConnectionPool) -> None:
+async def test_a_failed_order_is_healed_too(
+        pool: AsyncConnectionPool) -> None:  # noqa: F811
     store = PostgresStatusStore(pool)
     order_id = f"o-{uuid.uuid4().hex[:8]}"
     order = apply(market_order(order_id).to_order(), OrderAccepted())
