@@ -1,7 +1,8 @@
 """Routing an order: ask every venue, keep what they said, choose, and guard the price.
 
-The choice itself is pure (:mod:`pipeline.routing`, :mod:`pipeline.guards`); this class
-adds the venue calls, what the executor records of them, and the metrics.
+The choice itself is pure (:mod:`pipeline.route_choice` over :mod:`pipeline.routing` and
+:mod:`pipeline.split`, and :mod:`pipeline.guards`); this class adds the venue calls, what
+the executor records of them, and the metrics.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pipeline.errors import NoRoute, OrderflowError, VenueUnavailable
 from pipeline.guards import PriceLimits, RecentPrices, check_price
 from pipeline.lifecycle import Order
 from pipeline.metrics import EngineMetrics
-from pipeline.model import Quote, Venue
+from pipeline.model import Quote, RouteLeg, Venue
+from pipeline.route_choice import choose_route
 from pipeline.tokens import token_by_mint
 from pipeline.venues import Venues, check_enforced_min_out
 
@@ -37,8 +39,12 @@ class Quotes:
 
 @dataclass(frozen=True, slots=True)
 class Route:
+    """``best`` is the quote the venue builds from (for a split, its ``legs`` are the two
+    pools' quotes); ``legs`` is what the events record of it."""
+
     best: Quote
     min_out: int
+    legs: tuple[RouteLeg, ...] = ()
 
 
 class Router:
@@ -74,16 +80,20 @@ class Router:
 
     def choose(self, order: Order, quotes: tuple[Quote, ...], *,
                max_price_impact_bps: int | None) -> Route:
-        """The best net quote, refused if its price is far from fair (pipeline/guards)."""
-        best = routing.choose_best(quotes)
+        """The best net route (one pool, or a split), each of its legs refused if its
+        price is far from fair (pipeline/guards)."""
+        choice = choose_route(quotes, token_in=order.token_in, token_out=order.token_out,
+                              slippage_bps=order.slippage_bps)
+        best = choice.quote
         tin, tout = token_by_mint(order.token_in), token_by_mint(order.token_out)
         assert tin is not None and tout is not None
-        check_price(best, quotes, limits=self._limits, decimals_in=tin.decimals,
-                    decimals_out=tout.decimals, max_price_impact_bps=max_price_impact_bps,
-                    recent_rate=self.recent.rate(order.token_in, order.token_out),
-                    symbols=(tin.symbol, tout.symbol))
+        recent = self.recent.rate(order.token_in, order.token_out)
+        for leg in best.legs or (best,):
+            check_price(leg, quotes, limits=self._limits, decimals_in=tin.decimals,
+                        decimals_out=tout.decimals, max_price_impact_bps=max_price_impact_bps,
+                        recent_rate=recent, symbols=(tin.symbol, tout.symbol))
         self._metrics.quote_spread(best.venue, routing.spread_bps(quotes))
-        min_out = routing.min_out(best.out_amount, order.slippage_bps)
-        check_enforced_min_out(best, min_out)
-        self._metrics.venue_chosen(best.venue)
-        return Route(best, min_out)
+        for leg, planned in zip(best.legs or (best,), choice.legs, strict=True):
+            check_enforced_min_out(leg, planned.min_out)
+            self._metrics.venue_chosen(leg.venue)
+        return Route(best, choice.min_out, choice.legs)

@@ -4,8 +4,8 @@ Each venue's exact-in output ``f(x)`` (base units in → base units out, fees in
 known exactly from its pool state (``dexmath``), is non-decreasing, and has diminishing
 returns (the price moves against the trader as ``x`` grows; a DLMM's variable fee only
 adds to that). So the optimum of ``f_a(x) + f_b(total - x)`` is where the two marginal
-outputs cross: found by bisection in ``O(log total)`` evaluations, then a scan of the
-few thousand integers around it, which absorbs the floor of each quote.
+outputs cross: found by bisection on ever finer steps in ``O(log total)`` evaluations,
+then a scan of the few hundred integers around it, which absorbs the floor of each quote.
 
 A split costs one more swap instruction (compute units, so priority fee); the caller
 states that cost in output units as ``min_gain``, and the split is taken only when it
@@ -20,6 +20,10 @@ from dataclasses import dataclass
 _EXHAUSTIVE = 4_096
 """Up to this many base units every split is tried: the marginals of tiny amounts are
 mostly rounding, too noisy to bisect on."""
+
+_SCAN = 64
+"""Integers scanned either side of the unit-step crossing: the floor of each quote makes
+unit marginals noisy, so the last step is a scan."""
 
 Curve = Callable[[int], int]
 """Exact-in output of one venue for an input amount (0 for 0; never raises for 0..total)."""
@@ -63,15 +67,28 @@ def _candidates(f_a: Curve, f_b: Curve, total: int) -> range:
     """Where the best split lies: every split of a small order; else the integers around
     the crossing of the two venues' marginal outputs. Marginals are taken over a step
     ``d`` so that the floor of each quote cannot flip their sign; the crossing is found by
-    bisection in ``O(log total)`` evaluations."""
+    bisection, then again inside the window around it with a 64 times finer step, down to
+    a step of one unit: ``O(log total)`` evaluations for any order size (a 10^12-unit
+    order costs a few hundred quotes, not a scan of its window)."""
     if total <= _EXHAUSTIVE:
         return range(1, total)
+    lo, hi = 0, total
     d = max(1, total // 2048)
-    lo, hi = 0, total - d
+    while True:
+        x = _crossing(f_a, f_b, total, lo, max(lo, hi - d), d)
+        lo, hi = max(0, x - 2 * d), min(total, x + 2 * d)
+        if d == 1:
+            break
+        d = max(1, d // 64)
+    return range(max(1, lo - _SCAN), min(total - 1, hi + _SCAN) + 1)
+
+
+def _crossing(f_a: Curve, f_b: Curve, total: int, lo: int, hi: int, d: int) -> int:
+    """The first ``x`` in ``lo..hi`` where a's marginal over ``d`` no longer beats b's."""
     while lo < hi:
         mid = (lo + hi) // 2
         if f_a(mid + d) - f_a(mid) > f_b(total - mid) - f_b(total - mid - d):
             lo = mid + 1
         else:
             hi = mid
-    return range(max(1, lo - 2 * d), min(total - 1, lo + 2 * d) + 1)
+    return lo

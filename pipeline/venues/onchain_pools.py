@@ -25,6 +25,13 @@ from pipeline.venues.pools import BuildLeg, ClusterTime, PoolDirectory, PoolQuot
 
 TOKEN_AMOUNT_OFFSET = 64  # SPL Token account: mint 32, owner 32, amount u64
 BIN_ARRAYS_PER_QUOTE = 3
+# Estimated compute units of one swap instruction, for comparing routes' priority fees
+# (the transaction's own limit comes from simulation). CP-Swap's swap_base_input is one
+# constant-product step with two transfers; DLMM's swap2 walks bins, and costs more per
+# bin array it loads.
+CP_SWAP_COMPUTE_UNITS = 60_000
+DLMM_SWAP_COMPUTE_UNITS = 90_000
+DLMM_COMPUTE_UNITS_PER_BIN_ARRAY = 20_000
 
 
 def _token_amount(data: bytes | None) -> int:
@@ -57,24 +64,40 @@ class RaydiumCpPools:
             config_data, vault_0, vault_1 = extra[3 * i:3 * i + 3]
             if config_data is None:
                 continue
-            config = ray.decode_amm_config(config_data)
-            zero_for_one = pool.zero_for_one(mint_in)
             try:
-                result = ray.quote_swap_base_input(
-                    pool, config, _token_amount(vault_0), _token_amount(vault_1), amount_in,
-                    zero_for_one, now=now.unix_timestamp)
-            except (ray.PoolNotTradable, ValueError):
+                state = (pool, ray.decode_amm_config(config_data), _token_amount(vault_0),
+                         _token_amount(vault_1))
+            except ValueError:
                 continue
-            reserve_in, reserve_out = ray.effective_reserves(pool, _token_amount(vault_0),
-                                                             _token_amount(vault_1))
-            if not zero_for_one:
-                reserve_in, reserve_out = reserve_out, reserve_in
-            quotes.append(PoolQuote(
-                self.venue, address, mint_in, mint_out, amount_in, result.amount_out,
-                result.trade_fee, _cp_impact(amount_in, result.amount_out, result.trade_fee,
-                                             reserve_in, reserve_out),
-                self._leg(address, pool, amount_in, zero_for_one)))
+            found = self._quote(address, state, mint_in, mint_out, amount_in, now)
+            if found is not None:
+                quotes.append(found)
         return quotes
+
+    def _quote(self, address: Pubkey,
+               state: tuple[ray.PoolState, ray.AmmConfig, int, int], mint_in: Pubkey,
+               mint_out: Pubkey, amount_in: int, now: ClusterTime) -> PoolQuote | None:
+        """The pool's quote for ``amount_in`` on the state read; it requotes itself."""
+        pool, config, vault_0, vault_1 = state
+        zero_for_one = pool.zero_for_one(mint_in)
+        try:
+            result = ray.quote_swap_base_input(pool, config, vault_0, vault_1, amount_in,
+                                               zero_for_one, now=now.unix_timestamp)
+        except (ray.PoolNotTradable, ValueError):
+            return None
+        reserve_in, reserve_out = ray.effective_reserves(pool, vault_0, vault_1)
+        if not zero_for_one:
+            reserve_in, reserve_out = reserve_out, reserve_in
+
+        def requote(amount: int) -> PoolQuote | None:
+            return self._quote(address, state, mint_in, mint_out, amount, now)
+
+        return PoolQuote(
+            self.venue, address, mint_in, mint_out, amount_in, result.amount_out,
+            result.trade_fee, _cp_impact(amount_in, result.amount_out, result.trade_fee,
+                                         reserve_in, reserve_out),
+            self._leg(address, pool, amount_in, zero_for_one), requote,
+            CP_SWAP_COMPUTE_UNITS)
 
     def _leg(self, address: Pubkey, pool: ray.PoolState, amount_in: int,
              zero_for_one: bool) -> BuildLeg:
@@ -120,17 +143,37 @@ class MeteoraDlmmPools:
             if {pair.token_x_mint, pair.token_y_mint} != {mint_in, mint_out}:
                 continue
             ext = None if ext_data is None else dlmm.decode_bitmap_extension(ext_data)
-            quote = await self._quote(reader, address, pair, ext, mint_in, amount_in, now)
-            if quote is not None:
-                quotes.append(PoolQuote(
-                    self.venue, address, mint_in, mint_out, amount_in, quote.amount_out,
-                    quote.fee, quote.price_impact,
-                    self._leg(address, pair, ext_key if ext else None, quote, amount_in)))
+            pool = await self._read(reader, address, pair, ext, mint_in, amount_in, now)
+            found = None if pool is None else self._quote(
+                pool, ext_key if ext else None, mint_in, mint_out, amount_in, now)
+            if found is not None:
+                quotes.append(found)
         return quotes
 
-    async def _quote(self, reader: AccountReader, address: Pubkey, pair: dlmm.LbPair,
-                     ext: dlmm.BitmapExtension | None, mint_in: Pubkey, amount_in: int,
-                     now: ClusterTime) -> dlmm.SwapQuote | None:
+    def _quote(self, pool: dlmm.DlmmPool, ext_key: Pubkey | None, mint_in: Pubkey,
+               mint_out: Pubkey, amount_in: int, now: ClusterTime) -> PoolQuote | None:
+        """The pair's quote for ``amount_in`` on the bin arrays read (enough for any amount
+        up to the one they were read for); it requotes itself on the same state."""
+        try:
+            quote = dlmm.quote_exact_in(pool, amount_in, mint_in == pool.pair.token_x_mint,
+                                        now=now.unix_timestamp, slot=now.slot)
+        except (dlmm.MissingBinArrays, dlmm.UnsupportedPool, dlmm.PoolNotTradable,
+                ValueError):
+            return None
+
+        def requote(amount: int) -> PoolQuote | None:
+            return self._quote(pool, ext_key, mint_in, mint_out, amount, now)
+
+        return PoolQuote(
+            self.venue, pool.address, mint_in, mint_out, amount_in, quote.amount_out,
+            quote.fee, quote.price_impact,
+            self._leg(pool.address, pool.pair, ext_key, quote, amount_in), requote,
+            DLMM_SWAP_COMPUTE_UNITS + DLMM_COMPUTE_UNITS_PER_BIN_ARRAY * len(quote.bin_arrays))
+
+    async def _read(self, reader: AccountReader, address: Pubkey, pair: dlmm.LbPair,
+                    ext: dlmm.BitmapExtension | None, mint_in: Pubkey, amount_in: int,
+                    now: ClusterTime) -> dlmm.DlmmPool | None:
+        """The pair with the bin arrays a swap of ``amount_in`` walks (None: it cannot)."""
         swap_for_y = mint_in == pair.token_x_mint
         wanted = dlmm.bin_arrays_for_swap(pair, ext, swap_for_y, BIN_ARRAYS_PER_QUOTE)
         arrays: dict[int, dlmm.BinArray] = {}
@@ -141,8 +184,9 @@ class MeteoraDlmmPools:
                     arrays[index] = dlmm.decode_bin_array(data)
             pool = dlmm.DlmmPool(address, pair, arrays, ext)
             try:
-                return dlmm.quote_exact_in(pool, amount_in, swap_for_y,
-                                           now=now.unix_timestamp, slot=now.slot)
+                dlmm.quote_exact_in(pool, amount_in, swap_for_y, now=now.unix_timestamp,
+                                    slot=now.slot)
+                return pool
             except dlmm.MissingBinArrays as missing:
                 wanted = [missing.index]
             except (dlmm.UnsupportedPool, dlmm.PoolNotTradable, ValueError):

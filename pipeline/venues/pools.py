@@ -4,7 +4,9 @@ their accounts, each quote able to build its own swap instruction.
 Pools are found, not configured: a ``getProgramAccounts`` scan with the venue's memcmp
 filters (both mint orders), cached per pair for ``discovery_ttl_s``, or an explicit pool
 list for RPCs that refuse program scans. Pool state is read fresh for every quote with
-``getMultipleAccounts``.
+``getMultipleAccounts``; a quote then answers for any other amount on that same state
+(:meth:`PoolQuote.quote`, :meth:`PoolQuote.at`) without another read, which is what lets
+the router search a split exactly.
 """
 
 from __future__ import annotations
@@ -36,6 +38,23 @@ class PoolQuote:
     fee: int
     price_impact: Fraction
     build_leg: BuildLeg
+    # The same pool quoted for another amount on the state already read (None: it cannot
+    # fill that amount); no RPC. Absent for a quote that cannot be re-evaluated.
+    requote: Callable[[int], PoolQuote | None] | None = None
+    compute_units: int = 0  # the leg's estimated compute units (its priority-fee weight)
+
+    def at(self, amount_in: int) -> PoolQuote | None:
+        """This pool's quote for ``amount_in`` on the same state (no RPC)."""
+        if amount_in == self.amount_in:
+            return self
+        return None if self.requote is None or amount_in <= 0 else self.requote(amount_in)
+
+    def quote(self, amount_in: int) -> int:
+        """The exact output for ``amount_in`` on the same state; 0 if it cannot fill it."""
+        if amount_in <= 0:
+            return 0
+        found = self.at(amount_in)
+        return 0 if found is None else found.amount_out
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,3 +59,32 @@ def test_the_search_finds_the_brute_force_optimum(ra: int, rb: int, oa: int, ob:
     assert split.out == f_a(split.amount_a) + f_b(split.amount_b)
     assert split.out >= max(f_a(total), f_b(total))
     assert split.out == brute_force(f_a, f_b, total)
+
+
+def counting(f):
+    calls = [0]
+
+    def g(x: int) -> int:
+        calls[0] += 1
+        return f(x)
+
+    return g, calls
+
+
+@settings(max_examples=40, deadline=None)
+@given(ra=st.integers(10**9, 10**13), rb=st.integers(10**9, 10**13),
+       oa=st.integers(10**9, 10**13), ob=st.integers(10**9, 10**13),
+       total=st.integers(5_000, 10**12))
+def test_a_large_order_is_split_in_a_few_hundred_quotes_at_a_local_optimum(
+        ra: int, rb: int, oa: int, ob: int, total: int) -> None:
+    f_a, calls_a = counting(curve(ra, oa))
+    f_b, calls_b = counting(curve(rb, ob, 3_000))
+    split = best_split(f_a, f_b, total)
+    assert calls_a[0] + calls_b[0] < 2_000  # not a scan of a window of total/512
+    assert split.amount_a + split.amount_b == total
+    assert split.out >= max(f_a(total), f_b(total))
+    # nothing near it, nor anywhere on a coarse grid, is better by more than rounding
+    x = split.amount_a
+    near = [x + k for k in (-5_000, -500, -50, -1, 1, 50, 500, 5_000) if 0 <= x + k <= total]
+    grid = [total * i // 512 for i in range(513)]
+    assert all(f_a(y) + f_b(total - y) <= split.out + 2 for y in near + grid)
