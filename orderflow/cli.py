@@ -52,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     ln.add_argument("--ephemeral", action="store_true",
                     help="keep the chain in memory only (nothing saved, nothing resumed)")
     sub.add_parser("migrate", help="apply database migrations")
+    from orderflow.market.cli import add_arguments as market_arguments
+
+    market_arguments(sub.add_parser("market", help="our own CP-Swap pool and DLMM pair on "
+                                    "the real programs (configs, create, status)"))
     from orderflow.bench import add_arguments as bench_arguments
 
     bench_arguments(sub.add_parser("bench", help="measure throughput and latency, with ceilings"))
@@ -106,6 +110,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from orderflow.bench import run_bench
 
         return run_bench(args, settings)
+    if args.command == "market":
+        from orderflow.market.cli import run_market
+
+        return run_market(args, settings)
     if args.command == "migrate":
         from sinks.migrate import migrate
 
