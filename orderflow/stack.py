@@ -43,6 +43,7 @@ from orderflow.embedded import (
     start_durable_broker,
     start_postgres,
 )
+from orderflow.market.local import localnet_market, programs_loaded, with_config_accounts
 from orderflow.settings import Settings
 from pipeline.errors import ConfigError
 from pipeline.topic_admin import create_topics
@@ -127,6 +128,7 @@ class StackOptions:
     worker_metrics: bool = False  # a free Prometheus port per worker (else the env's)
     ingress: bool = True
     http_port: int | None = None  # None: a free one
+    onchain_market: bool = False  # the localnet loads both programs: trade pools of theirs
 
     @classmethod
     def from_settings(cls, settings: Settings, **changes: Any) -> StackOptions:
@@ -137,7 +139,8 @@ class StackOptions:
             rpc_url=settings.solana_rpc_url, venue_url=settings.venue_url,
             rpc_port=settings.localnet_rpc_port, venue_port=settings.localnet_venue_port,
             wallet=settings.wallet, orders_partitions=settings.orders_partitions,
-            status_partitions=settings.status_partitions, http_port=settings.http_port)
+            status_partitions=settings.status_partitions, http_port=settings.http_port,
+            onchain_market=programs_loaded(settings.localnet_programs))
         values.update(changes)
         return cls(**values)
 
@@ -154,13 +157,14 @@ class Stack:
         self.database_url = options.database_url
         self.admin_dsn: str | None = None  # the server a fresh database was created on
         self.rpc_url, self.venue_url = options.rpc_url, options.venue_url
-        self.rpc_port = options.rpc_port or free_port(options.host)
+        self.rpc_port = options.rpc_port or free_port(options.host, span=2)  # + PubSub
         self.venue_port = options.venue_port or free_port(options.host)
         self.http_port = options.http_port or free_port(options.host)
         self.ingress_url: str | None = None
         self.localnet: EmbeddedProcess | None = None
         self.worker_metrics: list[str] = []
         self.wallet_spec, self.wallet = _wallet(options)
+        self.engine_env: dict[str, str] = {}  # venues of the market on the real programs
 
     # ------------------------------------------------------------------ the whole system
 
@@ -178,6 +182,11 @@ class Stack:
         if self.rpc_url is None or self.venue_url is None:
             fund = [str(self.wallet.pubkey())] if self.options.fund_wallet else []
             await self.start_localnet(fund=fund)
+            if self.options.onchain_market:
+                assert self.rpc_url is not None and self.venue_url is not None
+                self.engine_env = await localnet_market(self.rpc_url, self.venue_url,
+                                                        self.options.data_dir)
+                log.info("market on the real programs: %s", self.engine_env["ORDERFLOW_POOLS"])
         await self.prepare()
 
     async def start_engine(self, worker_env: Mapping[str, str] | None = None) -> None:
@@ -241,6 +250,9 @@ class Stack:
         self.venue_url = f"http://{o.host}:{self.venue_port}/swap/v1"
         argv = [*CLI, "localnet", *(a for owner in fund for a in ("--fund", owner))]
         env = self.child_env()
+        if o.onchain_market:  # the admin-created accounts the programs' pools need
+            env["ORDERFLOW_LOCALNET_ACCOUNTS"] = with_config_accounts(
+                env.get("ORDERFLOW_LOCALNET_ACCOUNTS"), o.data_dir)
 
         def start() -> EmbeddedProcess:  # its chain is in data_dir/localnet: a restart resumes
             self.localnet = spawn_child("localnet", argv, env, self.logs)
@@ -298,6 +310,7 @@ class Stack:
             "ORDERFLOW_HTTP_PORT": str(self.http_port),
             "ORDERFLOW_LOCALNET_RPC_PORT": str(self.rpc_port),
             "ORDERFLOW_LOCALNET_VENUE_PORT": str(self.venue_port),
+            **self.engine_env,
             **overrides,
         }
 

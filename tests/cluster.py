@@ -53,7 +53,7 @@ class Cluster:
     _stack: Stack | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.rpc_port, self.venue_port = free_port(), free_port()
+        self.rpc_port, self.venue_port = free_port(span=2), free_port()
         self.rpc = f"http://127.0.0.1:{self.rpc_port}"
         self.venue_root = f"http://127.0.0.1:{self.venue_port}"
         self.venue = f"{self.venue_root}/swap/v1"

@@ -30,7 +30,7 @@ class LocalnetProcess:
     def __init__(self, data: Path, *args: str, slot_ms: int = 50) -> None:
         self.data = data
         self.args = args
-        self.rpc_port = free_port()
+        self.rpc_port = free_port(span=2)  # + PubSub
         self.url = f"http://127.0.0.1:{self.rpc_port}"
         self.env = {**os.environ, "ORDERFLOW_DATA_DIR": str(data),
                     "ORDERFLOW_LOCALNET_RPC_PORT": str(self.rpc_port),

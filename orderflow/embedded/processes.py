@@ -19,6 +19,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import random
 import re
 import shlex
 import signal
@@ -216,12 +217,40 @@ def spawn_child(
     )
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (the caller retries if it is taken)."""
+_PORT_RANGE = (20_000, 32_000)
+"""Where :func:`free_port` looks: below Linux's ephemeral range (32768-60999), from which
+the kernel hands out the source port of every outgoing connection. A port the kernel
+picked for us (``bind(0)``) comes from that range too, so between our check and the
+child's bind an outgoing connection of any process could take it: seen in ``make test``
+as a localnet failing with EADDRINUSE. Here only processes that chose the same number
+can collide, and we never hand out a number twice."""
+
+_handed_out: set[int] = set()
+
+
+def free_port(host: str = "127.0.0.1", *, span: int = 1) -> int:
+    """The first of ``span`` consecutive TCP ports that were free a moment ago (the
+    localnet needs two: RPC and PubSub on RPC + 1); never one this process returned
+    before."""
+    rng = random.SystemRandom()
+    for _ in range(1_000):
+        first = rng.randrange(_PORT_RANGE[0], _PORT_RANGE[1] - span)
+        ports = range(first, first + span)
+        if any(p in _handed_out for p in ports) or not all(_bindable(host, p)
+                                                             for p in ports):
+            continue
+        _handed_out.update(ports)
+        return first
+    raise OSError(f"no {span} free consecutive TCP ports on {host} in {_PORT_RANGE}")
+
+
+def _bindable(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def tcp_open(host: str, port: int) -> bool:

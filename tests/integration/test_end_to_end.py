@@ -57,7 +57,7 @@ def system(broker: str, database_url: str, tmp_path_factory: pytest.TempPathFact
     data = tmp_path_factory.mktemp("up")
     wallet = Keypair()
     write_keypair(data / "wallet.json", wallet)
-    http, rpc_port, venue_port = free_port(), free_port(), free_port()
+    http, rpc_port, venue_port = free_port(), free_port(span=2), free_port()
     env = {
         **os.environ,
         "ORDERFLOW_HTTP_PORT": str(http),

@@ -143,7 +143,7 @@ def system(broker: str, database_url: str, tmp_path_factory: pytest.TempPathFact
         "ORDERFLOW_DATABASE_URL": database_url,
         "ORDERFLOW_WALLET": str(data / "wallet.json"),
         "ORDERFLOW_DATA_DIR": str(data),
-        "ORDERFLOW_LOCALNET_RPC_PORT": str(free_port()),
+        "ORDERFLOW_LOCALNET_RPC_PORT": str(free_port(span=2)),
         "ORDERFLOW_LOCALNET_VENUE_PORT": str(free_port()),
         "ORDERFLOW_LOCALNET_SLOT_MS": "100",
         "ORDERFLOW_LOCALNET_DRIFT_BPS": "0",

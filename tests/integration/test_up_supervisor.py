@@ -67,7 +67,7 @@ async def test_up_restarts_a_dead_worker_and_stops_everything_in_order_on_sigter
         data_dir: Path) -> None:
     http = free_port()
     env = {**os.environ, "ORDERFLOW_DATA_DIR": str(data_dir), "ORDERFLOW_HTTP_PORT": str(http),
-           "ORDERFLOW_LOCALNET_RPC_PORT": str(free_port()),
+           "ORDERFLOW_LOCALNET_RPC_PORT": str(free_port(span=2)),
            "ORDERFLOW_LOCALNET_VENUE_PORT": str(free_port()),
            "ORDERFLOW_LOCALNET_SLOT_MS": "100", "ORDERFLOW_LOCALNET_DRIFT_BPS": "0",
            "ORDERFLOW_SESSION_TIMEOUT_S": "2"}
