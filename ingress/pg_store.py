@@ -94,6 +94,7 @@ def _record(row: dict[str, Any]) -> OrderRecord:
         executed_price=None if price is None else str(price),
         error_code=row["error_code"],
         error_message=row["error_message"],
+        route=row.get("route"),
     )
 
 

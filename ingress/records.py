@@ -54,6 +54,7 @@ class OrderRecord:
     executed_price: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    route: dict[str, Any] | None = None  # status events' data.route (route_record.py)
 
     @property
     def cursor(self) -> PageCursor:

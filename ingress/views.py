@@ -73,5 +73,5 @@ def event_view(event: StatusEvent) -> dict[str, Any]:
 
 def order_detail(order: OrderRecord, events: list[StatusEvent]) -> dict[str, Any]:
     ordered = sorted(events, key=lambda e: (e.rank, e.ts_ms))
-    return {**order_summary(order), "quotes": order.quotes or [],
+    return {**order_summary(order), "quotes": order.quotes or [], "route": order.route,
             "events": [event_view(e) for e in ordered]}

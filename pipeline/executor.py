@@ -50,7 +50,6 @@ from pipeline.lifecycle import (
     OrderEvent,
     OrderFailed,
     OrderQuoted,
-    OrderRouted,
     OrderStatus,
     OrderSubmitted,
     apply,
@@ -322,8 +321,7 @@ class OrderExecutor:
         self._timer.observe("routing", loop.time() - t0)
         await self._journal.advance(order.order_id, status=OrderStatus.BUILDING,
                                     attempt=order.attempt)
-        order = await self._advance(
-            order, OrderRouted(route.best.venue, route.best.out_amount, route.min_out), job)
+        order = await self._advance(order, route.routed(), job)  # the route, before sending
         return order, route
 
     async def _build(self, order: Order, route: Route) -> tuple[VersionedTransaction, Broadcast]:

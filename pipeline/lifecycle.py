@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from pipeline.errors import InvalidTransition
-from pipeline.model import LimitTerms, OrderType, Quote, SniperTerms, Venue
+from pipeline.model import LimitTerms, OrderType, Quote, RouteLeg, SniperTerms, Venue
 
 
 class OrderStatus(StrEnum):
@@ -132,6 +132,7 @@ class OrderRouted:
     venue: Venue
     expected_out: int
     min_out: int
+    route: tuple[RouteLeg, ...] = ()  # the pools, amounts and shares (two legs: a split)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +229,7 @@ class Order:
     venue: Venue | None = None
     expected_out: int | None = None
     min_out: int | None = None
+    route: tuple[RouteLeg, ...] = ()
     signature: str | None = None
     last_valid_block_height: int | None = None
     slot: int | None = None
@@ -315,9 +317,9 @@ def apply(order: Order, event: OrderEvent) -> Order:
             return replace(order, status=target, trigger=event)
         case OrderQuoted(quotes=quotes, quote_errors=errors):
             return replace(order, status=target, quotes=quotes, quote_errors=errors)
-        case OrderRouted(venue=venue, expected_out=expected, min_out=min_out):
+        case OrderRouted(venue=venue, expected_out=expected, min_out=min_out, route=route):
             return replace(order, status=target, venue=venue, expected_out=expected,
-                           min_out=min_out)
+                           min_out=min_out, route=route)
         case OrderSubmitted(signature=sig, last_valid_block_height=lvbh):
             return replace(order, status=target, signature=sig, last_valid_block_height=lvbh)
         case TransactionFound(signature=sig):
@@ -338,6 +340,6 @@ def apply(order: Order, event: OrderEvent) -> Order:
         case AttemptRestarted(code=code, message=message, due_ms=due):
             return replace(order, status=target, attempt=order.attempt + 1, quotes=(),
                            quote_errors=(), venue=None, expected_out=None, min_out=None,
-                           signature=None, last_valid_block_height=None, trigger=None,
+                           route=(), signature=None, last_valid_block_height=None, trigger=None,
                            error_code=code, error_message=message, retry_due_ms=due)
     raise InvalidTransition(message=f"unknown event {event!r}")  # pragma: no cover

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pipeline import routing
 from pipeline.errors import NoRoute, OrderflowError, VenueUnavailable
 from pipeline.guards import PriceLimits, RecentPrices, check_price
-from pipeline.lifecycle import Order
+from pipeline.lifecycle import Order, OrderRouted
 from pipeline.metrics import EngineMetrics
 from pipeline.model import Quote, RouteLeg, Venue
 from pipeline.route_choice import choose_route
@@ -45,6 +45,10 @@ class Route:
     best: Quote
     min_out: int
     legs: tuple[RouteLeg, ...] = ()
+
+    def routed(self) -> OrderRouted:
+        """The lifecycle event recording this route (``building``)."""
+        return OrderRouted(self.best.venue, self.best.out_amount, self.min_out, self.legs)
 
 
 class Router:

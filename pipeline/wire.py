@@ -21,6 +21,7 @@ from jsonschema import Draft202012Validator, validators
 from pipeline.errors import InvalidOrder
 from pipeline.lifecycle import Order, OrderStatus, rank
 from pipeline.model import Quote
+from pipeline.route_record import route_to_json
 from pipeline.tokens import resolve_token
 
 ORDERS_SCHEMA_VERSION = 1
@@ -193,6 +194,11 @@ def quote_to_json(q: Quote) -> dict[str, Any]:
     }
 
 
+def _route(order: Order) -> dict[str, Any]:
+    """``data.route`` (pipeline/route_record.py) when the order's route is known."""
+    return {"route": route_to_json(order.route)} if order.route else {}
+
+
 def status_data(order: Order) -> dict[str, Any]:
     """What is true at this status, and nothing that is not yet."""
     match order.status:
@@ -204,7 +210,7 @@ def status_data(order: Order) -> dict[str, Any]:
         case OrderStatus.BUILDING:
             assert order.venue is not None
             return {"venue": order.venue.value, "expectedOut": order.expected_out,
-                    "minOut": order.min_out}
+                    "minOut": order.min_out, **_route(order)}
         case OrderStatus.SUBMITTED:
             return {"signature": order.signature,
                     "lastValidBlockHeight": order.last_valid_block_height}
@@ -213,7 +219,8 @@ def status_data(order: Order) -> dict[str, Any]:
             return {"venue": order.venue.value if order.venue else None,
                     "signature": order.signature,
                     "slot": order.slot, "amountIn": order.amount_in_actual,
-                    "amountOut": order.amount_out, "executedPrice": order.executed_price}
+                    "amountOut": order.amount_out, "executedPrice": order.executed_price,
+                    **_route(order)}
         case OrderStatus.FAILED:
             return {"code": order.error_code, "message": order.error_message, "retriable": False,
                     "attempts": order.attempt}

@@ -7,7 +7,7 @@ from __future__ import annotations
 ORDER_COLUMNS = """order_id, status, attempt, source, token_in, token_out, amount_in,
     slippage_bps, client_ref, venue, quotes, expected_out, min_out, tx_signature, slot,
     amount_in_actual, amount_out, executed_price, error_code, error_message, submitted_at,
-    created_at, updated_at"""
+    created_at, updated_at, route"""
 
 GET_ORDER = f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = %s"
 

@@ -30,11 +30,12 @@ _UPSERT_ORDER = """
 INSERT INTO orders (order_id, status, rank, attempt, source, token_in, token_out, amount_in,
     slippage_bps, client_ref, venue, quotes, expected_out, min_out, tx_signature, slot,
     amount_in_actual, amount_out, executed_price, error_code, error_message, submitted_at,
-    updated_at)
+    updated_at, route)
 VALUES (%(order_id)s, %(status)s, %(rank)s, %(attempt)s, %(source)s, %(token_in)s, %(token_out)s,
     %(amount_in)s, %(slippage_bps)s, %(client_ref)s, %(venue)s, %(quotes)s, %(expected_out)s,
     %(min_out)s, %(tx_signature)s, %(slot)s, %(amount_in_actual)s, %(amount_out)s,
-    %(executed_price)s, %(error_code)s, %(error_message)s, %(submitted_at)s, %(updated_at)s)
+    %(executed_price)s, %(error_code)s, %(error_message)s, %(submitted_at)s, %(updated_at)s,
+    %(route)s)
 ON CONFLICT (order_id) DO UPDATE SET
     status = EXCLUDED.status,
     rank = EXCLUDED.rank,
@@ -50,6 +51,7 @@ ON CONFLICT (order_id) DO UPDATE SET
     executed_price = COALESCE(EXCLUDED.executed_price, orders.executed_price),
     error_code = COALESCE(EXCLUDED.error_code, orders.error_code),
     error_message = COALESCE(EXCLUDED.error_message, orders.error_message),
+    route = COALESCE(EXCLUDED.route, orders.route),
     updated_at = EXCLUDED.updated_at
 WHERE orders.rank < EXCLUDED.rank
 """
@@ -73,6 +75,7 @@ def order_row(ev: StatusEvent) -> dict[str, Any]:
         "min_out": d.get("minOut"), "tx_signature": d.get("signature"), "slot": d.get("slot"),
         "amount_in_actual": None, "amount_out": None, "executed_price": None,
         "error_code": None, "error_message": None,
+        "route": Jsonb(d["route"]) if isinstance(d.get("route"), dict) else None,
     }
     if ev.status is OrderStatus.ROUTING:
         row["quotes"] = Jsonb(d.get("quotes", []))
