@@ -338,6 +338,20 @@ def test_selling_x_equals_the_oracle(amount: int) -> None:
     assert q.bin_arrays[0] == -363 and q.fee > 0
 
 
+def test_the_swap_carries_spare_bin_arrays_past_the_quoted_walk() -> None:
+    """Found by the real-programs hand check: a swap2 built with only the arrays its quote
+    walks fails with AccountNotEnoughKeys (3005), not the slippage error, once another
+    trade has moved the active bin into the next array; the leg carries the next loaded
+    arrays in its direction too, so the program itself checks the minimum."""
+    small = quote(10**9, True)
+    assert small.walked_arrays == (-363,)
+    assert small.bin_arrays == (-363, -364, -365)  # SPARE_BIN_ARRAYS more, in walk order
+    only_two = real_pool()
+    two = m.DlmmPool(only_two.address, only_two.pair,
+                     {i: only_two.bin_arrays[i] for i in (-363, -364)})
+    assert m.quote_exact_in(two, 10**9, True, now=clock(), slot=0).bin_arrays == (-363, -364)
+
+
 @pytest.mark.parametrize("amount", [113, 10**6, 10**8, 10**9, 4 * 10**9])
 def test_selling_y_equals_the_oracle(amount: int) -> None:
     assert quote(amount, False).amount_out == oracle_out(amount, False, clock()) > 0

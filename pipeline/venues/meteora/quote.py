@@ -35,6 +35,12 @@ from pipeline.venues.meteora.layout import (
 from pipeline.venues.meteora.pdas import bin_array_index, initialized_bin_arrays
 
 _DEFAULT_PUBKEY = Pubkey.default()
+SPARE_BIN_ARRAYS = 2
+"""Loaded bin arrays a swap carries past the ones its quote walks. The program takes the
+arrays it enters from the remaining accounts and fails with ``AccountNotEnoughKeys``
+(3005) when the next one is missing; after another trade has pushed the active bin ahead
+in the swap's direction, that would hide the slippage error (6003) behind an account
+error. Seen on the real program by ``scripts/real_programs_check.py``."""
 
 
 class UnsupportedPool(ValueError):
@@ -66,7 +72,9 @@ class DlmmPool:
 
 @dataclass(frozen=True, slots=True)
 class SwapQuote:
-    """An exact-in quote; ``bin_arrays`` are the array indexes the swap walks, in order."""
+    """An exact-in quote. ``walked_arrays``: the array indexes the quoted walk visits, in
+    order; ``bin_arrays``: what the swap carries, those plus up to
+    :data:`SPARE_BIN_ARRAYS` loaded ones after them."""
 
     amount_in: int
     amount_out: int
@@ -75,6 +83,7 @@ class SwapQuote:
     bin_arrays: tuple[int, ...]
     end_active_id: int
     price_impact: Fraction
+    walked_arrays: tuple[int, ...] = ()
 
 
 def supports_limit_orders(pair: LbPair) -> bool:
@@ -167,9 +176,11 @@ def quote_exact_in(pool: DlmmPool, amount_in: int, swap_for_y: bool, *, now: int
             raise MissingBinArrays(walk[len(loaded)]) from None
         raise
     _check_walk(pool, swap_for_y, result.steps)
-    end = bin_array_index(result.steps[-1].bin_id)
+    walked = walk.index(bin_array_index(result.steps[-1].bin_id)) + 1
+    carried = max(walked, min(len(loaded), walked + SPARE_BIN_ARRAYS))
     return SwapQuote(
         amount_in=amount_in, amount_out=result.amount_out, fee=result.fee,
-        swap_for_y=swap_for_y, bin_arrays=tuple(walk[: walk.index(end) + 1]),
+        swap_for_y=swap_for_y, bin_arrays=tuple(walk[:carried]),
         end_active_id=result.new_state.active_id, price_impact=result.price_impact,
+        walked_arrays=tuple(walk[:walked]),
     )
