@@ -1,9 +1,12 @@
 """Frozen wire schemas of the two public topics, separate from the domain types.
 
-``orders`` carries :class:`ExecuteOrder` commands (JSON, ``schemaVersion`` 1,
-contract in ``pipeline/contracts/orders.v1.schema.json``); ``order-status``
-carries :class:`StatusEvent` (``order-status.v1.schema.json``). Amounts are
-JSON integers in base units.
+``orders`` carries :class:`ExecuteOrder` and :class:`CancelOrder` commands (JSON,
+``schemaVersion`` 1: market orders only, ``pipeline/contracts/orders.v1.schema.json``;
+2: order types, expiry, cancel, ``orders.v2.schema.json``, its additions read in
+``pipeline/wire_terms.py``). A command is written in the lowest version that can say it,
+so a v1 producer's order reads back byte-for-byte as v1. ``order-status`` carries
+:class:`StatusEvent` (``order-status.v1.schema.json``; v2 for what v1 cannot say: the
+states of conditional orders, expiry and cancel). Amounts are JSON integers in base units.
 """
 
 from __future__ import annotations
@@ -20,13 +23,27 @@ from jsonschema import Draft202012Validator, validators
 
 from pipeline.errors import InvalidOrder
 from pipeline.lifecycle import Order, OrderStatus, rank
-from pipeline.model import Quote
+from pipeline.model import LimitTerms, OrderType, Quote, SniperTerms
 from pipeline.route_record import route_to_json
 from pipeline.tokens import resolve_token
+from pipeline.wire_terms import (
+    DEFAULT_MARKET_TTL_MS,
+    Terms,
+    new_status_data,
+    new_token_mint,
+    precheck,
+    status_version,
+    terms_from_json,
+    terms_summary,
+    timestamp_field,
+)
 
 ORDERS_SCHEMA_VERSION = 1
+ORDERS_SCHEMA_VERSION_2 = 2
 STATUS_SCHEMA_VERSION = 1
-SUPPORTED_ORDER_VERSIONS = frozenset({ORDERS_SCHEMA_VERSION})
+STATUS_SCHEMA_VERSION_2 = 2
+SUPPORTED_ORDER_VERSIONS = frozenset({ORDERS_SCHEMA_VERSION, ORDERS_SCHEMA_VERSION_2})
+SUPPORTED_STATUS_VERSIONS = frozenset({STATUS_SCHEMA_VERSION, STATUS_SCHEMA_VERSION_2})
 MAX_MESSAGE_BYTES = 16 * 1024
 MAX_PRICE_IMPACT_BPS = 10_000
 
@@ -53,8 +70,8 @@ _StrictValidator = validators.extend(
 
 
 @cache
-def _orders_validator() -> Any:
-    return _StrictValidator(contract("orders.v1.schema.json"))
+def _orders_validator(version: int = ORDERS_SCHEMA_VERSION) -> Any:
+    return _StrictValidator(contract(f"orders.v{version}.schema.json"))
 
 
 def now_ms() -> int:
@@ -73,7 +90,7 @@ def parse_iso_ms(text: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class ExecuteOrder:
-    """Command on topic ``orders``: execute one market swap."""
+    """Command on topic ``orders``: execute one swap, now (market) or on a condition."""
 
     order_id: str
     token_in: str  # mint
@@ -85,12 +102,22 @@ class ExecuteOrder:
     client_ref: str | None = None
     # The order's price-impact bound in bps (1..10000); None = the engine's configured default.
     max_price_impact_bps: int | None = None
+    # v2 (see pipeline/wire_terms.py); the defaults are a v1 market order.
+    order_type: OrderType = OrderType.MARKET
+    expires_at_ms: int | None = None  # None: a market order's default from submission
+    limit: LimitTerms | None = None
+    sniper: SniperTerms | None = None
+
+    @property
+    def terms(self) -> Terms:
+        return Terms(self.order_type, self.expires_at_ms, self.limit, self.sniper)
 
     def to_json(self) -> dict[str, Any]:
+        terms = self.terms
         out: dict[str, Any] = {
-            "schemaVersion": ORDERS_SCHEMA_VERSION,
+            "schemaVersion": ORDERS_SCHEMA_VERSION if terms.v1 else ORDERS_SCHEMA_VERSION_2,
             "orderId": self.order_id,
-            "type": "market",
+            "type": self.order_type.value,
             "tokenIn": self.token_in,
             "tokenOut": self.token_out,
             "amountIn": self.amount_in,
@@ -102,12 +129,14 @@ class ExecuteOrder:
             out["clientRef"] = self.client_ref
         if self.max_price_impact_bps is not None:
             out["maxPriceImpactBps"] = self.max_price_impact_bps
+        out.update(terms.to_json())
         return out
 
     def encode(self) -> bytes:
         return orjson.dumps(self.to_json())
 
-    def to_order(self) -> Order:
+    def to_order(self, *, market_ttl_ms: int = DEFAULT_MARKET_TTL_MS) -> Order:
+        """The engine's order; a market order without an expiry gets ``market_ttl_ms``."""
         return Order(
             order_id=self.order_id,
             token_in=self.token_in,
@@ -116,7 +145,33 @@ class ExecuteOrder:
             slippage_bps=self.slippage_bps,
             source=self.source,
             submitted_at_ms=self.submitted_at_ms,
+            type=self.order_type,
+            expires_at_ms=self.terms.expiry_ms(self.submitted_at_ms, market_ttl_ms),
+            limit=self.limit,
+            sniper=self.sniper,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    """Command on topic ``orders`` (v2): cancel the order if it has sent nothing yet."""
+
+    order_id: str
+    requested_at_ms: int
+    source: str = "kafka"
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"schemaVersion": ORDERS_SCHEMA_VERSION_2,
+                               "command": "CancelOrder", "orderId": self.order_id,
+                               "requestedAt": iso_ms(self.requested_at_ms),
+                               "source": self.source}
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.to_json())
 
 
 def _field_of(error: Any) -> str | None:
@@ -131,7 +186,19 @@ def _field_of(error: Any) -> str | None:
 
 
 def decode_execute_order(raw: bytes | str, *, record_ts_ms: int | None = None) -> ExecuteOrder:
-    """Validate and decode one ``orders`` message; :class:`InvalidOrder` says precisely why not."""
+    """Decode an ``orders`` message that must be an :class:`ExecuteOrder` (a retry, a
+    journal row); :class:`InvalidOrder` says precisely why not."""
+    command = decode_orders_message(raw, record_ts_ms=record_ts_ms)
+    if not isinstance(command, ExecuteOrder):
+        raise InvalidOrder("invalid_message", "expected an ExecuteOrder, got a CancelOrder",
+                           field="command")
+    return command
+
+
+def decode_orders_message(raw: bytes | str, *, record_ts_ms: int | None = None
+                          ) -> ExecuteOrder | CancelOrder:
+    """Validate and decode one ``orders`` message of any supported version;
+    :class:`InvalidOrder` says precisely why not (the caller dead-letters it)."""
     if isinstance(raw, str):
         raw = raw.encode()
     if len(raw) > MAX_MESSAGE_BYTES:
@@ -151,34 +218,41 @@ def decode_execute_order(raw: bytes | str, *, record_ts_ms: int | None = None) -
             f"{sorted(SUPPORTED_ORDER_VERSIONS)})",
             field="schemaVersion",
         )
-    errors = sorted(_orders_validator().iter_errors(doc), key=lambda e: list(e.absolute_path))
+    precheck(doc, version)
+    errors = sorted(_orders_validator(version).iter_errors(doc),
+                    key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]
         raise InvalidOrder("invalid_message", err.message, field=_field_of(err))
-    token_in = resolve_token(doc["tokenIn"], field="tokenIn")
-    token_out = resolve_token(doc["tokenOut"], field="tokenOut")
+    default_ts = record_ts_ms if record_ts_ms is not None else now_ms()
+    if doc.get("command") == "CancelOrder":
+        return CancelOrder(doc["orderId"], timestamp_field(doc, "requestedAt", default_ts),
+                           doc.get("source", "kafka"), doc.get("reason"))
+    submitted = timestamp_field(doc, "submittedAt", default_ts)
+    terms = terms_from_json(doc, submitted) if version == ORDERS_SCHEMA_VERSION_2 else Terms()
+    token_in = resolve_token(doc["tokenIn"], field="tokenIn").mint
+    if terms.order_type is OrderType.SNIPER:  # a token that does not exist yet
+        token_out = new_token_mint(doc["tokenOut"])
+    else:
+        token_out = resolve_token(doc["tokenOut"], field="tokenOut").mint
     if token_in == token_out:
         raise InvalidOrder("same_token", "tokenIn and tokenOut must differ", field="tokenOut")
-    if "submittedAt" in doc:
-        try:
-            submitted = parse_iso_ms(doc["submittedAt"])
-        except ValueError:
-            raise InvalidOrder(
-                "invalid_message", "submittedAt is not an RFC 3339 timestamp", field="submittedAt"
-            ) from None
-    else:
-        submitted = record_ts_ms if record_ts_ms is not None else now_ms()
     return ExecuteOrder(
         order_id=doc["orderId"],
-        token_in=token_in.mint,
-        token_out=token_out.mint,
+        token_in=token_in,
+        token_out=token_out,
         amount_in=doc["amountIn"],
         slippage_bps=doc.get("slippageBps", 50),
         submitted_at_ms=submitted,
         source=doc.get("source", "kafka"),
         client_ref=doc.get("clientRef"),
         max_price_impact_bps=doc.get("maxPriceImpactBps"),
+        order_type=terms.order_type,
+        expires_at_ms=terms.expires_at_ms,
+        limit=terms.limit,
+        sniper=terms.sniper,
     )
+
 
 
 def quote_to_json(q: Quote) -> dict[str, Any]:
@@ -201,6 +275,9 @@ def _route(order: Order) -> dict[str, Any]:
 
 def status_data(order: Order) -> dict[str, Any]:
     """What is true at this status, and nothing that is not yet."""
+    added = new_status_data(order)
+    if added is not None:
+        return added
     match order.status:
         case OrderStatus.ROUTING:
             return {
@@ -258,6 +335,7 @@ class StatusEvent:
             "slippageBps": order.slippage_bps,
             "source": order.source,
             "submittedAt": iso_ms(order.submitted_at_ms),
+            **terms_summary(order),
         }
         if client_ref is not None:
             summary["clientRef"] = client_ref
@@ -273,7 +351,7 @@ class StatusEvent:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "schemaVersion": STATUS_SCHEMA_VERSION,
+            "schemaVersion": status_version(self.status, self.order.get("type", "market")),
             "eventId": self.event_id,
             "orderId": self.order_id,
             "status": self.status.value,
@@ -292,7 +370,7 @@ class StatusEvent:
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> StatusEvent:
-        if doc.get("schemaVersion") != STATUS_SCHEMA_VERSION:
+        if doc.get("schemaVersion") not in SUPPORTED_STATUS_VERSIONS:
             raise InvalidOrder("unsupported_schema_version",
                                f"status schemaVersion {doc.get('schemaVersion')!r}")
         return cls(

@@ -41,7 +41,7 @@ def test_examples_in_the_contract_validate() -> None:
 @pytest.mark.parametrize(("raw", "code", "field"), [
     (b"not json", "malformed_json", None),
     (b"[1,2]", "invalid_message", None),
-    (orjson.dumps({**GOOD, "schemaVersion": 2}), "unsupported_schema_version", "schemaVersion"),
+    (orjson.dumps({**GOOD, "schemaVersion": 3}), "unsupported_schema_version", "schemaVersion"),
     (orjson.dumps({k: v for k, v in GOOD.items() if k != "schemaVersion"}),
      "unsupported_schema_version", "schemaVersion"),
     (orjson.dumps({k: v for k, v in GOOD.items() if k != "amountIn"}), "invalid_message",
