@@ -2,8 +2,10 @@
 
 Every such transaction, in this order:
 
-1. ``SetComputeUnitLimit`` from a simulation's units consumed times (1 + margin), so the fee
-   pays for what the swap uses, not the 200k-per-instruction default;
+1. ``SetComputeUnitLimit`` from a simulation's units consumed times (1 + margin) plus a fixed
+   headroom, so the fee pays for what the swap uses, not the 200k-per-instruction default,
+   yet a pool that moved before the swap lands (a DLMM walk over more bins) still gets far
+   enough for its program to enforce the minimum out;
 2. ``SetComputeUnitPrice`` from ``getRecentPrioritizationFees`` over the writable
    accounts: a configurable percentile, clamped (a fee spike cannot empty the wallet);
 3. idempotent creation of the wallet's associated token accounts it receives into (and
@@ -53,12 +55,18 @@ class FeePolicy:
     min_micro_lamports: int = 0
     max_micro_lamports: int = 2_000_000  # per compute unit: 0.002 lamports
     cu_margin_pct: int = 10
+    # Units on top of the margin: a DLMM bin costs ~5k units on the real program, so a swap
+    # simulated inside one bin and landing after the pool moved ~20 bins still completes
+    # and meets its minimum-out check (6003) instead of ComputationalBudgetExceeded.
+    cu_headroom: int = 100_000
 
     def __post_init__(self) -> None:
         if not 0 <= self.percentile <= 100:
             raise ValueError("percentile must be within 0..100")
         if not 0 <= self.min_micro_lamports <= self.max_micro_lamports:
             raise ValueError("min_micro_lamports must be within 0..max_micro_lamports")
+        if self.cu_headroom < 0:
+            raise ValueError("cu_headroom must not be negative")
 
 
 def priority_price(recent_fees: Sequence[int], policy: FeePolicy) -> int:
@@ -72,10 +80,12 @@ def priority_price(recent_fees: Sequence[int], policy: FeePolicy) -> int:
 
 
 def compute_limit(units_consumed: int, policy: FeePolicy) -> int:
-    """The simulation's units plus the margin, rounded up, at most the cluster's cap."""
+    """The simulation's units plus the margin (rounded up) and the headroom, at most the
+    cluster's cap."""
     if units_consumed <= 0:
         raise ValueError("a simulated swap consumes compute units")
-    return min(-(-units_consumed * (100 + policy.cu_margin_pct) // 100), MAX_COMPUTE_UNITS)
+    limit = -(-units_consumed * (100 + policy.cu_margin_pct) // 100) + policy.cu_headroom
+    return min(limit, MAX_COMPUTE_UNITS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,11 +41,22 @@ def test_priority_price_is_the_percentile_clamped() -> None:
 
 
 def test_compute_limit_is_the_simulation_plus_margin_rounded_up() -> None:
-    assert compute_limit(100_001, FeePolicy(cu_margin_pct=10)) == 110_002
-    assert compute_limit(10, FeePolicy(cu_margin_pct=10)) == 11
+    assert compute_limit(100_001, FeePolicy(cu_margin_pct=10, cu_headroom=0)) == 110_002
+    assert compute_limit(10, FeePolicy(cu_margin_pct=10, cu_headroom=0)) == 11
+    assert compute_limit(10, FeePolicy(cu_margin_pct=10, cu_headroom=5)) == 16
     assert compute_limit(MAX_COMPUTE_UNITS, FeePolicy()) == MAX_COMPUTE_UNITS
     with pytest.raises(ValueError):
         compute_limit(0, FeePolicy())
+
+
+def test_the_default_limit_has_room_for_a_pool_that_moved() -> None:
+    """Found by the real-programs hand check: a DLMM swap simulated at 60k units, sent
+    after another trade moved the pool, walked more bins than 10 % more units allow and
+    died of ComputationalBudgetExceeded before the program could refuse it with its
+    slippage error. The default limit leaves fixed headroom (about 20 DLMM bins)."""
+    assert compute_limit(60_000, FeePolicy()) == 66_000 + 100_000
+    with pytest.raises(ValueError):
+        FeePolicy(cu_headroom=-1)
 
 
 def _programs(ixs: list[Instruction]) -> list[Pubkey]:
