@@ -23,9 +23,10 @@
     ├── JournalUnavailable               held (not acked) and run again when it is back; it
     └── BrokerUnavailable                never ends an order, and never counts as an attempt
 
-Errors that come over a wire as codes (a program's custom error in a transaction, a
-venue's ``errorCode``) are mapped to this tree in one table, :data:`PROGRAM_ERRORS`,
-through :func:`chain_error` (psycopg's ``errors.py`` is the model).
+Errors that come over a wire as codes are mapped to this tree in tables, psycopg's
+``errors.py`` being the model: a program's custom error in a transaction in
+:data:`PROGRAM_ERRORS` (through :func:`chain_error`), an aggregator API's HTTP status and
+``errorCode`` in :data:`VENUE_API_ERRORS` (through :func:`venue_api_error`).
 
 Each class carries a stable ``code`` that is written to status events and the
 database, so dashboards and post-mortems key on codes, not on message text.
@@ -224,3 +225,65 @@ def chain_error(text: str, message: str | None = None, *,
     code = custom_program_error(text)
     kind = program_error(code, program_id) if code is not None else None
     return (kind or TransactionFailed)(message=f"{message}: {text}" if message else text)
+
+
+# ---- codes from venue HTTP APIs ----
+
+JUPITER_API = "jupiter-api"
+"""Jupiter's Swap API (v1 ``/quote`` + ``/swap-instructions``, v2 ``/build``); the local
+market answers in the same shape."""
+
+VENUE_API_ERRORS: dict[tuple[str, str], tuple[type[OrderflowError], str | None]] = {
+    # errorCode in the JSON body (dev.jup.ag; the codes real responses carry)
+    (JUPITER_API, "COULD_NOT_FIND_ANY_ROUTE"): (NoRoute, None),
+    (JUPITER_API, "NO_ROUTES_FOUND"): (NoRoute, None),
+    (JUPITER_API, "ROUTE_PLAN_DOES_NOT_CONSUME_ALL_THE_AMOUNT"): (NoRoute, None),
+    (JUPITER_API, "MARKET_NOT_FOUND"): (NoRoute, None),
+    (JUPITER_API, "TOKEN_NOT_TRADABLE"): (NoRoute, "token_not_tradable"),
+    (JUPITER_API, "CIRCULAR_ARBITRAGE_IS_DISABLED"): (InvalidOrder, None),
+    (JUPITER_API, "INVALID_REQUEST"): (InvalidOrder, None),
+    (JUPITER_API, "INSUFFICIENT_FUNDS"): (InsufficientFunds, None),  # v2 /build
+    # HTTP statuses, when the body names no known code (dev.jup.ag/portal/responses)
+    (JUPITER_API, "HTTP 401"): (ConfigError, "venue_unauthorized"),  # API key missing/wrong
+    (JUPITER_API, "HTTP 403"): (ConfigError, "venue_unauthorized"),
+    (JUPITER_API, "HTTP 404"): (ConfigError, "venue_not_found"),  # a wrong base URL
+    (JUPITER_API, "HTTP 408"): (VenueUnavailable, "venue_timeout"),
+    (JUPITER_API, "HTTP 429"): (VenueUnavailable, "venue_rate_limited"),
+    (JUPITER_API, "HTTP 4xx"): (NoRoute, None),
+    (JUPITER_API, "HTTP 5xx"): (VenueUnavailable, None),
+}
+"""A venue API's error, keyed by (API, ``errorCode`` or ``"HTTP <status>"``), to the error
+class and the code it carries (``None``: the class's own). On a 4xx the ``errorCode`` wins
+over the status (a numeric one is a program's custom error: :data:`PROGRAM_ERRORS`, with
+Jupiter's program for this API), then the exact status, then its class; on a 408, 429 or
+5xx the status decides (the venue failed: a code in its body says nothing of the order).
+Transient: rate limits, timeouts and server errors (another attempt may pass); a 401/403/404
+is configuration (the API key or URL), never the order's fault, and no retry can fix it."""
+
+_API_PROGRAMS = {JUPITER_API: JUPITER_V6}
+
+
+def _venue_side(status: int) -> bool:
+    return status in (408, 429) or status >= 500
+
+
+def venue_api_error(api: str, status: int, error_code: str | None,
+                    message: str) -> OrderflowError:
+    """The error a venue API's failed answer means, from :data:`VENUE_API_ERRORS`."""
+    code = (error_code or "").strip()
+    if code and not _venue_side(status):
+        entry = VENUE_API_ERRORS.get((api, code))
+        if entry is not None:
+            kind, our_code = entry
+            return kind(our_code, f"{message} ({code})")
+        if code.isdigit():
+            program_kind = program_error(int(code), _API_PROGRAMS.get(api))
+            if program_kind is not None:
+                return program_kind(message=f"{message} ({code})")
+    entry = (VENUE_API_ERRORS.get((api, f"HTTP {status}"))
+             or VENUE_API_ERRORS.get((api, f"HTTP {status // 100}xx")))
+    if entry is None:  # 1xx/3xx: not an answer this client can use
+        entry = (VenueUnavailable, None)
+    kind, our_code = entry
+    suffix = f"{code}, HTTP {status}" if code else f"HTTP {status}"
+    return kind(our_code, f"{message} ({suffix})")

@@ -18,6 +18,10 @@ Every such transaction, in this order:
    transaction on chain (``pipeline/chain_history.py``).
 
 Pure: the caller fetches the fees, the simulation and the blockhash.
+
+An aggregator's swap (Jupiter ``/swap-instructions``) brings its own compute budget, ATA
+and wrap instructions: :func:`aggregator_message` keeps them in the aggregator's order, adds
+the same memo (with compute units for it), and compiles through its lookup tables.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from solders.address_lookup_table_account import AddressLookupTableAccount
 from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from solders.hash import Hash
 from solders.instruction import Instruction
@@ -137,3 +142,62 @@ def swap_message(env: SwapEnvelope, legs: Sequence[Instruction], *, cu_limit: in
     """A v0 message of :func:`swap_instructions` (no lookup tables: two legs fit)."""
     return MessageV0.try_compile(env.payer, swap_instructions(
         env, legs, cu_limit=cu_limit, cu_price=cu_price), [], blockhash)
+
+
+# ---- aggregator-built swaps (Jupiter /swap-instructions, /build) ----
+
+COMPUTE_BUDGET_PROGRAM = Pubkey.from_string("ComputeBudget111111111111111111111111111111")
+MEMO_COMPUTE_UNITS = 1_000
+"""Room for our memo on top of an aggregator's simulated compute limit (it simulated its
+swap without the memo): the SPL Memo program used 287 units for ``orderflow:<uuid>`` and
+410 for 210 bytes on the localnet (no signer accounts)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AggregatorSwap:
+    """An aggregator's instructions for one swap, in the order it documents them
+    (compute budget, setup, the swap, cleanup, others), already decoded."""
+
+    compute_budget: Sequence[Instruction]
+    setup: Sequence[Instruction]
+    swap: Instruction
+    cleanup: Instruction | None = None
+    other: Sequence[Instruction] = ()
+
+
+def with_memo_units(compute_budget: Sequence[Instruction],
+                    extra: int = MEMO_COMPUTE_UNITS) -> list[Instruction]:
+    """The aggregator's compute budget instructions with room for our memo: its
+    ``SetComputeUnitLimit`` raised by ``extra`` (at most the cluster's cap); other compute
+    budget instructions (the unit price) unchanged."""
+    out: list[Instruction] = []
+    for ix in compute_budget:
+        data = bytes(ix.data)
+        if ix.program_id == COMPUTE_BUDGET_PROGRAM and len(data) == 5 and data[0] == 2:
+            limit = int.from_bytes(data[1:5], "little")
+            out.append(set_compute_unit_limit(min(limit + extra, MAX_COMPUTE_UNITS)))
+        else:
+            out.append(ix)
+    return out
+
+
+def aggregator_instructions(swap: AggregatorSwap, memo: str | None) -> list[Instruction]:
+    """The aggregator's instructions plus our memo ``orderflow:<orderId>`` after the swap
+    and its cleanup (Jupiter: compute budget, setup, swap, cleanup, then your own)."""
+    budget = swap.compute_budget if memo is None else with_memo_units(swap.compute_budget)
+    out = [*budget, *swap.setup, swap.swap]
+    if swap.cleanup is not None:
+        out.append(swap.cleanup)
+    out.extend(swap.other)
+    if memo is not None:
+        out.append(Instruction(MEMO_PROGRAM, memo.encode(), []))
+    return out
+
+
+def aggregator_message(payer: Pubkey, swap: AggregatorSwap, memo: str | None, *,
+                       lookup_tables: Sequence[AddressLookupTableAccount],
+                       blockhash: Hash) -> MessageV0:
+    """A v0 message of :func:`aggregator_instructions`, its accounts compressed through the
+    aggregator's address lookup tables (a routed swap rarely fits without them)."""
+    return MessageV0.try_compile(payer, aggregator_instructions(swap, memo),
+                                 list(lookup_tables), blockhash)

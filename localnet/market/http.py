@@ -1,5 +1,7 @@
-"""The market's HTTP API, a Jupiter Swap API v1 lookalike under ``/swap/v1``: quote, swap,
-pools, and the localnet-only faucet; venue fault switches around ``quote`` and ``swap``."""
+"""The market's HTTP API, a Jupiter Swap API v1 lookalike under ``/swap/v1``: quote,
+swap-instructions (what the engine uses), swap (a finished transaction, for older
+clients and the bench), pools, and the localnet-only faucet; venue fault switches around
+``quote`` and both swap endpoints (the ``swap`` fault point)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ PREFIX = "/swap/v1"
 
 MARKET_KEY = web.AppKey("market", Market)
 VENUE_FAULTS_KEY = web.AppKey("venue_faults", VenueFaults)
-_FAULTED_ENDPOINTS = {f"{PREFIX}/quote": "quote", f"{PREFIX}/swap": "swap"}
+_FAULTED_ENDPOINTS = {f"{PREFIX}/quote": "quote", f"{PREFIX}/swap": "swap",
+                     f"{PREFIX}/swap-instructions": "swap"}
 
 
 def _json(doc: Any, status: int = 200) -> web.Response:
@@ -93,6 +96,18 @@ async def _swap(request: web.Request) -> web.Response:
     return _json(doc)
 
 
+async def _swap_instructions(request: web.Request) -> web.Response:
+    body = await _body(request)
+    wrap = body.get("wrapAndUnwrapSol", True)
+    if not isinstance(wrap, bool):
+        raise bad_request("wrapAndUnwrapSol must be a boolean")
+    if body.get("asLegacyTransaction"):
+        raise bad_request("asLegacyTransaction is not supported")
+    doc = request.app[MARKET_KEY].swap_instructions(
+        body.get("quoteResponse"), body.get("userPublicKey"), wrap)
+    return _json(doc)
+
+
 async def _pools(request: web.Request) -> web.Response:
     return _json(request.app[MARKET_KEY].pools_json())
 
@@ -129,6 +144,7 @@ def build_market_app(
     add_admin_routes(app, faults)
     app.router.add_get(f"{PREFIX}/quote", _quote)
     app.router.add_post(f"{PREFIX}/swap", _swap)
+    app.router.add_post(f"{PREFIX}/swap-instructions", _swap_instructions)
     app.router.add_get(f"{PREFIX}/pools", _pools)
     app.router.add_post(f"{PREFIX}/faucet", _faucet)
     if run_drift and market.drift_bps > 0:

@@ -1,6 +1,7 @@
 """The local market: Raydium CPMM and Meteora DLMM pools on the localnet, behind a
-Jupiter Swap API v1 lookalike (``/swap/v1/quote``, ``/swap/v1/swap``) so the engine's one
-venue client runs unchanged against it and against Jupiter.
+Jupiter Swap API v1 lookalike (``/swap/v1/quote``, ``/swap/v1/swap-instructions``,
+``/swap/v1/swap``) so the engine's one venue client runs unchanged against it and against
+Jupiter (instructions: :mod:`localnet.market.instructions`, payouts escrowed).
 
 Settlement is real: ``/swap`` returns a v0 transaction that moves tokens between the user
 and the pool's vaults (see :mod:`txbuilder`), co-signed by the pool's maker. The amount it
@@ -43,7 +44,14 @@ from localnet.market.errors import (
     parse_pubkey,
     slippage,
 )
+from localnet.market.escrow import Escrow
 from localnet.market.funding import NOISE_TRADER_SOL, NOISE_TRADER_TOKENS_UI, Funding
+from localnet.market.instructions import (
+    close_finished,
+    escrow_landed,
+    escrowed,
+    issue_instructions,
+)
 from localnet.market.pools import DEFAULT_POOLS, Pool, PoolSpec, decimal_string, derive
 from localnet.market.resume import MarketSnapshot
 from localnet.market.tokens import BY_MINT
@@ -104,6 +112,8 @@ class Market:
         # released before expiry (refused by the RPC): kept until their blockhash expires
         # in case the same transaction lands after all
         self._released: dict[bytes, tuple[Pool, Record[Any]]] = {}
+        # /swap-instructions payouts held out of the vaults, by escrow address (its key)
+        self.escrows: dict[bytes, Escrow] = {}
         self._cu_nonce = 0
         self._drifter = Drifter(self, PriceWalk(self.pools, random.Random(self.seed), drift_bps))
         self.funding = Funding(chain, self.mint_authority)
@@ -296,6 +306,48 @@ class Market:
                 memo = check_memo(memo)
             except MemoError as exc:
                 raise bad_request(str(exc)) from None
+        pool, x_to_y, user, amount_in, threshold = self.parse_swap_request(
+            quote_response, user_public_key)
+        issued = self.issue(
+            pool,
+            user,
+            x_to_y,
+            amount_in,
+            threshold,
+            wrap_and_unwrap_sol=wrap_and_unwrap_sol,
+            memo=memo,
+        )
+        return {
+            "swapTransaction": base64.b64encode(bytes(issued.tx)).decode(),
+            "lastValidBlockHeight": issued.last_valid_block_height,
+            "prioritizationFeeLamports": 0,
+            "computeUnitLimit": issued.compute_unit_limit,
+            "prioritizationType": {
+                "computeBudget": {"microLamports": 0, "estimatedMicroLamports": 0}
+            },
+            "dynamicSlippageReport": None,
+            "simulationError": None,
+        }
+
+    def swap_instructions(
+        self, quote_response: Any, user_public_key: Any, wrap_and_unwrap_sol: bool = True
+    ) -> dict[str, Any]:
+        """Jupiter's ``POST /swap-instructions`` response for a quote from :meth:`quote`."""
+        return issue_instructions(self, quote_response, user_public_key, wrap_and_unwrap_sol)
+
+    @property
+    def inflight(self) -> dict[bytes, Pool]:
+        """Issued swaps not landed yet, by key (maker signature or escrow address)."""
+        return self._inflight
+
+    def track_escrow(self, key: bytes, pool: Pool, escrow: Escrow) -> None:
+        self._inflight[key] = pool
+        self.escrows[key] = escrow
+
+    def parse_swap_request(
+        self, quote_response: Any, user_public_key: Any
+    ) -> tuple[Pool, bool, Pubkey, int, int]:
+        """(pool, x_to_y, user, amount in, minimum out) of a ``/swap``-style request."""
         if not isinstance(quote_response, dict):
             raise bad_request("quoteResponse must be an object")
         user = parse_pubkey(user_public_key, "userPublicKey")
@@ -319,26 +371,7 @@ class Market:
         x_to_y = pool.direction(in_mint, out_mint) if pool is not None else None
         if pool is None or x_to_y is None:
             raise no_route(f"no pool {amm_key} for this mint pair")
-        issued = self.issue(
-            pool,
-            user,
-            x_to_y,
-            amount_in,
-            threshold,
-            wrap_and_unwrap_sol=wrap_and_unwrap_sol,
-            memo=memo,
-        )
-        return {
-            "swapTransaction": base64.b64encode(bytes(issued.tx)).decode(),
-            "lastValidBlockHeight": issued.last_valid_block_height,
-            "prioritizationFeeLamports": 0,
-            "computeUnitLimit": issued.compute_unit_limit,
-            "prioritizationType": {
-                "computeBudget": {"microLamports": 0, "estimatedMicroLamports": 0}
-            },
-            "dynamicSlippageReport": None,
-            "simulationError": None,
-        }
+        return pool, x_to_y, user, amount_in, threshold
 
     # -- settlement --------------------------------------------------------------------------
 
@@ -352,6 +385,8 @@ class Market:
         """Chain listener: a market transaction landed (settle) or landed failed (release)."""
         if not self._inflight and not self._released:
             return
+        if self.escrows:
+            escrow_landed(self, tx, err)
         for sig in tx.signatures[: tx.message.header.num_required_signatures]:
             key = bytes(sig)
             late = self._released.pop(key, None)
@@ -398,6 +433,8 @@ class Market:
             for key in [k for k, (_, r) in self._released.items()
                         if r.last_valid_block_height < block_height]:
                 del self._released[key]
+        if self.escrows:
+            close_finished(self)
 
     def close(self) -> None:
         """Stop listening to the chain (the pools' accounts stay where they are)."""
@@ -410,6 +447,7 @@ class Market:
 
     def reconcile(self) -> list[str]:
         """Vaults whose on-chain balance differs from book minus in-flight swaps (empty: ok)."""
+        held = escrowed(self) if self.escrows else {}
         problems = []
         for pool in self.pools:
             settled = pool.book.settled_totals()
@@ -417,7 +455,7 @@ class Market:
                 ("X", pool.vault_x, settled[0]),
                 ("Y", pool.vault_y, settled[1]),
             ):
-                have = self.chain.token_balance(vault)
+                have = self.chain.token_balance(vault) + held.get(vault, 0)
                 if have != want:
                     problems.append(f"{pool.name} vault{side} {vault}: chain {have}, book {want}")
         return problems

@@ -18,7 +18,7 @@ from __future__ import annotations
 import copyreg
 import pickle
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ class MarketSnapshot:
     inflight: dict[bytes, str]  # transaction key -> pool name
     released: dict[bytes, tuple[str, Any]]  # transaction key -> (pool name, Record)
     cu_nonce: int
+    escrows: dict[bytes, Any] = field(default_factory=dict)  # key -> its Escrow
 
     def apply(self, market: Market) -> None:
         """Put the saved books and reservations into a market built from the same seed."""
@@ -52,6 +53,7 @@ class MarketSnapshot:
         market._released = {key: (by_name[name], record)
                              for key, (name, record) in self.released.items()}
         market._cu_nonce = self.cu_nonce
+        market.escrows = dict(getattr(self, "escrows", None) or {})  # absent in older saves
 
 
 def snapshot(market: Market) -> bytes:
@@ -61,6 +63,7 @@ def snapshot(market: Market) -> bytes:
         inflight={key: pool.name for key, pool in market._inflight.items()},
         released={key: (pool.name, record) for key, (pool, record) in market._released.items()},
         cu_nonce=market._cu_nonce,
+        escrows=dict(market.escrows),
     ), protocol=pickle.HIGHEST_PROTOCOL)
 
 

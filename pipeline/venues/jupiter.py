@@ -1,51 +1,116 @@
-"""The Jupiter Swap API v1 venue client (also spoken by the local market).
+"""The Jupiter venue: the aggregator's Swap API, with the transaction built here.
 
-One client serves the local market and the real Jupiter API: a venue is a DEX
-label passed through Jupiter's ``dexes`` filter, so "Raydium vs Meteora" is two
-quotes of the same endpoint.
+A venue is a DEX label passed through Jupiter's ``dexes`` filter (the labels of its
+``/program-id-to-label``: ``Raydium CP`` for CP-Swap, ``Meteora DLMM``), so "Raydium vs
+Meteora" is two quotes of the same endpoint. The local market serves the same v1 shape.
+
+Why the engine builds the transaction: Jupiter's ``/swap`` returns a finished transaction
+without our memo ``orderflow:<orderId>``, and the engine signs nothing without it (recovery
+finds an order's transaction by it). So the client asks for the *instructions* and puts
+them in :mod:`pipeline.txbuild`'s envelope with the memo, its own blockhash, and the
+lookup tables the route needs.
+
+Which API the configured base URL speaks (:func:`api_version`, from the URL's path):
+
+* ``.../swap/v2`` -> v2 (current): one ``GET /build?taker=`` answers the quote *and* the
+  instructions, lookup tables inline (``addressesByLookupTableAddress``); the quote is the
+  build, so :class:`JupiterVenues` needs the wallet (``taker``). Jupiter sets the compute
+  budget and priority fee of a v2 build itself (``/build`` documents no
+  ``prioritizationFeeLamports``): our priority settings apply to v1 only.
+* anything else (``.../swap/v1``, a self-hosted v6, the local market) -> v1 (legacy):
+  ``GET /quote`` then ``POST /swap-instructions`` with ``prioritizationFeeLamports``
+  (``priorityLevelWithMaxLamports``: a level and a cap in lamports),
+  ``dynamicComputeUnitLimit`` and ``asLegacyTransaction=false``; lookup tables fetched
+  with one ``getMultipleAccounts``.
+
+Round trips per order: v1, one quote per venue + one ``/swap-instructions`` + one
+``getLatestBlockhash`` (+ one ``getMultipleAccounts`` when the route uses lookup tables);
+v2, one build per venue + one ``getLatestBlockhash``.
+
+The API key (``x-api-key``) is sent when configured and never logged: the config's repr
+hides it and error messages carry the answer, never the request. Errors map through
+:data:`pipeline.errors.VENUE_API_ERRORS`; a 429 also pauses this client until its
+``Retry-After`` has passed, so a rate-limited key is not hammered by the retries.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+from solders.hash import Hash
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+from solders.transaction import VersionedTransaction
 
 from pipeline.errors import (
-    JUPITER_V6,
+    JUPITER_API,
+    ConfigError,
     NoRoute,
-    SlippageExceeded,
     TransactionFailed,
     VenueUnavailable,
-    program_error,
+    chain_error,
+    venue_api_error,
 )
 from pipeline.model import Quote, Venue
+from pipeline.txbuild import aggregator_instructions, aggregator_message
 from pipeline.venues.base import SwapTransaction
+from pipeline.venues.jupiter_wire import (
+    aggregator_swap,
+    foreign_signers,
+    lookup_table_account,
+    lookup_table_addresses,
+    lookup_tables_inline,
+    parse_quote,
+)
 
 # The real aggregator's labels (its /program-id-to-label); the local market uses the same.
 DEX_LABELS: dict[Venue, str] = {Venue.RAYDIUM: "Raydium CP", Venue.METEORA: "Meteora DLMM"}
+PRIORITY_LEVELS = ("medium", "high", "veryHigh")
+DEFAULT_RETRY_AFTER_S = 1.0
+MAX_RETRY_AFTER_S = 60.0
+
+ApiVersion = Literal["v1", "v2"]
 
 
-def parse_quote(venue: Venue, body: dict[str, Any]) -> Quote:
-    """Turn a Jupiter quote response into a :class:`Quote` (amounts are decimal strings there)."""
-    try:
-        plan = body["routePlan"]
-        fee = sum(int(step["swapInfo"]["feeAmount"]) for step in plan)
-        first = plan[0]["swapInfo"]
-        return Quote(
-            venue=venue,
-            in_amount=int(body["inAmount"]),
-            out_amount=int(body["outAmount"]),
-            fee_amount=fee,
-            fee_mint=str(first.get("feeMint", "")),
-            price_impact_pct=str(body.get("priceImpactPct", "0")),
-            amm_key=str(first.get("ammKey", "")),
-            context_slot=int(body.get("contextSlot", 0)),
-            raw=body,
-        )
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise VenueUnavailable(message=f"{venue} returned a malformed quote: {exc!r}") from None
+def api_version(base_url: str) -> ApiVersion:
+    """v2 when the base URL's path ends in ``/v2`` (``https://api.jup.ag/swap/v2``), else
+    v1 (``/swap/v1``, a self-hosted ``/v6``, the local market)."""
+    return "v2" if urlsplit(base_url).path.rstrip("/").endswith("/v2") else "v1"
+
+
+@dataclass(frozen=True, slots=True)
+class JupiterConfig:
+    base_url: str
+    api_key: str | None = field(default=None, repr=False)  # x-api-key; never in a log line
+    priority_level: str = "veryHigh"  # v1 prioritizationFeeLamports.priorityLevelWithMaxLamports
+    max_priority_lamports: int = 1_000_000  # its cap: 0.001 SOL per swap
+    dynamic_compute_unit_limit: bool = True  # v1: Jupiter simulates for the CU limit
+    timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.priority_level not in PRIORITY_LEVELS:
+            raise ConfigError(message=f"priority level {self.priority_level!r} is not one of "
+                                      f"{', '.join(PRIORITY_LEVELS)}")
+        if self.max_priority_lamports < 0:
+            raise ConfigError(message="the priority fee cap cannot be negative")
+
+    @property
+    def version(self) -> ApiVersion:
+        return api_version(self.base_url)
+
+
+class ChainReads(Protocol):
+    """What building a Jupiter transaction reads from the chain (``RpcAccounts`` has it)."""
+
+    async def accounts(self, keys: Sequence[Pubkey]) -> list[bytes | None]: ...
+
+    async def latest_blockhash(self) -> tuple[Hash, int]: ...
 
 
 def check_enforced_min_out(quote: Quote, min_out: int) -> None:
@@ -60,70 +125,128 @@ def check_enforced_min_out(quote: Quote, min_out: int) -> None:
 
 
 class JupiterVenues:
-    """HTTP client for ``{base}/quote`` and ``{base}/swap``."""
+    """:class:`~pipeline.venues.base.Venues` over Jupiter's Swap API (v1 or v2)."""
 
-    def __init__(self, base_url: str, session: aiohttp.ClientSession, *,
-                 timeout_s: float = 5.0) -> None:
-        self._base = base_url.rstrip("/")
+    def __init__(self, config: JupiterConfig, session: aiohttp.ClientSession,
+                 chain: ChainReads, *, taker: str | None = None) -> None:
+        if config.version == "v2" and taker is None:
+            raise ConfigError(message="Jupiter v2 /build needs the wallet (taker) up front")
+        self._config = config
+        self._base = config.base_url.rstrip("/")
         self._session = session
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-
-    async def _call(self, venue: Venue, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        url = f"{self._base}{path}"
-        try:
-            async with self._session.request(method, url, timeout=self._timeout,
-                                             **kwargs) as resp:
-                body = await resp.read()
-                status = resp.status
-        except TimeoutError:
-            raise VenueUnavailable("venue_timeout", f"{venue} {path} timed out") from None
-        except aiohttp.ClientError as exc:
-            raise VenueUnavailable(message=f"{venue} {path}: {exc!r}") from None
-        try:
-            doc = orjson.loads(body) if body else {}
-        except orjson.JSONDecodeError:
-            doc = {"error": body[:200].decode(errors="replace")}
-        if not isinstance(doc, dict):
-            doc = {"error": str(doc)[:200]}
-        if status == 429 or status >= 500:
-            raise VenueUnavailable(message=f"{venue} {path} answered {status}: {doc.get('error')}")
-        if status >= 400:
-            code = str(doc.get("errorCode", ""))
-            message = str(doc.get("error") or doc.get("message") or f"HTTP {status}")
-            kind = program_error(int(code), JUPITER_V6) if code.isdigit() else None
-            if kind is not None:
-                raise kind(message=f"{venue}: {message} ({code})")
-            if "slippage" in message.lower():
-                raise SlippageExceeded(message=f"{venue}: {message}")
-            raise NoRoute(message=f"{venue}: {message} ({code or status})")
-        return doc
+        self._chain = chain
+        self._taker = taker
+        self._timeout = aiohttp.ClientTimeout(total=config.timeout_s)
+        self._headers = {"x-api-key": config.api_key} if config.api_key else {}
+        self._paused_until = 0.0  # loop time: a 429's Retry-After
 
     async def quote(self, venue: Venue, input_mint: str, output_mint: str, amount: int,
                     slippage_bps: int) -> Quote:
-        params = {
-            "inputMint": input_mint,
-            "outputMint": output_mint,
-            "amount": str(amount),
-            "slippageBps": str(slippage_bps),
-            "swapMode": "ExactIn",
-            "dexes": DEX_LABELS[venue],
-            "onlyDirectRoutes": "true",
-        }
-        return parse_quote(venue, await self._call(venue, "GET", "/quote", params=params))
+        params = {"inputMint": input_mint, "outputMint": output_mint, "amount": str(amount),
+                  "slippageBps": str(slippage_bps), "dexes": DEX_LABELS[venue]}
+        if self._config.version == "v2":
+            assert self._taker is not None
+            body = await self._call(venue, "GET", "/build", params={**params,
+                                                                     "taker": self._taker})
+        else:
+            body = await self._call(venue, "GET", "/quote", params={
+                **params, "swapMode": "ExactIn", "onlyDirectRoutes": "true"})
+        return parse_quote(venue, body, DEX_LABELS[venue])
 
     async def swap_transaction(self, quote: Quote, user_public_key: str, *,
                                memo: str | None = None) -> SwapTransaction:
-        import base64
-
-        payload: dict[str, object] = {"quoteResponse": quote.raw,
-                                      "userPublicKey": user_public_key, "wrapAndUnwrapSol": True}
-        if memo is not None:
-            payload["memo"] = memo  # the local market's extension of Jupiter's /swap
-        doc = await self._call(quote.venue, "POST", "/swap", data=orjson.dumps(payload),
-                               headers={"Content-Type": "application/json"})
+        """The quote's swap with our memo, unsigned: Jupiter's instructions in the
+        :mod:`pipeline.txbuild` envelope, on a blockhash read from our RPC."""
+        user = Pubkey.from_string(user_public_key)
+        if self._config.version == "v2":
+            if user_public_key != self._taker:
+                raise ConfigError(message="a v2 build is for its taker's wallet only")
+            doc = quote.raw  # the build is the quote
+            tables = lookup_tables_inline(quote.venue, doc)
+        else:
+            doc = await self._call(quote.venue, "POST", "/swap-instructions", data=orjson.dumps(
+                self._swap_request(quote, user_public_key)),
+                headers={"Content-Type": "application/json"})
+            keys = lookup_table_addresses(quote.venue, doc)
+            datas = await self._chain.accounts(keys) if keys else []
+            tables = [lookup_table_account(k, d) for k, d in zip(keys, datas, strict=True)]
+        if doc.get("simulationError"):
+            raise chain_error(str(doc["simulationError"]),
+                              f"{quote.venue}: Jupiter's simulation of the swap failed")
+        swap = aggregator_swap(quote.venue, doc)
+        others = foreign_signers(aggregator_instructions(swap, memo), user)
+        if others:
+            raise TransactionFailed("unexpected_signer", f"{quote.venue}'s instructions need "
+                                    f"signers besides our wallet: {sorted(map(str, others))}")
+        blockhash, last_valid = await self._chain.latest_blockhash()
         try:
-            return SwapTransaction(base64.b64decode(doc["swapTransaction"]),
-                                   int(doc["lastValidBlockHeight"]))
-        except (KeyError, ValueError, TypeError) as exc:
+            message = aggregator_message(user, swap, memo, lookup_tables=tables,
+                                         blockhash=blockhash)
+        except Exception as exc:  # solders' CompileError: e.g. an index past 256 accounts
+            raise NoRoute(message=f"{quote.venue}'s route does not fit a transaction: "
+                                  f"{exc}") from None
+        unsigned = VersionedTransaction.populate(
+            message, [Signature.default()] * message.header.num_required_signatures)
+        return SwapTransaction(bytes(unsigned), last_valid)
+
+    def _swap_request(self, quote: Quote, user_public_key: str) -> dict[str, object]:
+        c = self._config
+        return {
+            "quoteResponse": quote.raw,
+            "userPublicKey": user_public_key,
+            "wrapAndUnwrapSol": True,
+            "dynamicComputeUnitLimit": c.dynamic_compute_unit_limit,
+            "asLegacyTransaction": False,
+            "prioritizationFeeLamports": {"priorityLevelWithMaxLamports": {
+                "priorityLevel": c.priority_level, "maxLamports": c.max_priority_lamports}},
+        }
+
+    async def _call(self, venue: Venue, method: str, path: str, **kwargs: Any
+                    ) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        wait = self._paused_until - loop.time()
+        if wait > 0:
+            raise VenueUnavailable("venue_rate_limited",
+                                   f"{venue}: Jupiter rate-limited us; retry after {wait:.1f}s")
+        headers = {**self._headers, **kwargs.pop("headers", {})}
+        try:
+            async with self._session.request(method, f"{self._base}{path}", headers=headers,
+                                             timeout=self._timeout, **kwargs) as resp:
+                body = await resp.read()
+                status = resp.status
+                retry_after = resp.headers.get("Retry-After")
+        except TimeoutError:
+            raise VenueUnavailable("venue_timeout", f"{venue} {path} timed out") from None
+        except aiohttp.ClientError as exc:
             raise VenueUnavailable(
-                message=f"{quote.venue} returned a malformed swap: {exc!r}") from None
+                message=f"{venue} {path}: {type(exc).__name__}: {exc}") from None
+        doc = _json_object(body)
+        if status == 200:
+            return doc
+        if status == 429:
+            self._paused_until = loop.time() + _seconds(retry_after)
+        error = str(doc.get("error") or doc.get("message") or f"HTTP {status}")
+        code = doc.get("errorCode", doc.get("code"))
+        raise venue_api_error(JUPITER_API, status, None if code is None else str(code),
+                              f"{venue} {path}: {error}")
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        doc = orjson.loads(body) if body else {}
+    except orjson.JSONDecodeError:
+        return {"error": body[:200].decode(errors="replace")}
+    return doc if isinstance(doc, dict) else {"error": str(doc)[:200]}
+
+
+def _seconds(retry_after: str | None) -> float:
+    """A ``Retry-After`` in seconds (an HTTP date or nonsense counts as the default)."""
+    try:
+        value = float(retry_after) if retry_after else DEFAULT_RETRY_AFTER_S
+    except ValueError:
+        value = DEFAULT_RETRY_AFTER_S
+    return min(max(value, 0.0), MAX_RETRY_AFTER_S)
+
+
+__all__ = ["DEX_LABELS", "ChainReads", "JupiterConfig", "JupiterVenues", "api_version",
+           "check_enforced_min_out", "parse_quote"]
