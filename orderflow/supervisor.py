@@ -72,6 +72,8 @@ def _print_urls(settings: Settings, stack: Stack) -> None:
         f"  PostgreSQL         {redact(stack.database_url or '')}",
         f"  Solana RPC         {stack.rpc_url}" + ("  (localnet)" if localnet else ""),
         f"  Venue API          {stack.venue_url}" + ("  (local market)" if localnet else ""),
+        *([f"  Venues             on chain, the real programs' pools: "
+           f"{stack.engine_env['ORDERFLOW_POOLS']}"] if stack.engine_env else []),
         f"  Wallet             {stack.wallet.pubkey()}",
         f"  Logs               {stack.logs}",
         "Press Ctrl-C to stop.",
