@@ -12,6 +12,8 @@ ORDERS = "orders"
 ORDER_STATUS = "order-status"
 RETRY_DELAYS_MS: tuple[int, ...] = (1000, 2000, 4000)
 DEAD_LETTERS = "orders-dlt"
+OPEN_ORDERS = "open-orders"
+"""Open conditional orders, keyed and partitioned by token pair (pipeline/trigger_agent)."""
 
 
 def retry_topic(delay_ms: int) -> str:
@@ -31,4 +33,5 @@ def topic_specs(orders_partitions: int, status_partitions: int) -> tuple[TopicSp
         TopicSpec(ORDER_STATUS, status_partitions),
         *(TopicSpec(retry_topic(d), orders_partitions) for d in RETRY_DELAYS_MS),
         TopicSpec(DEAD_LETTERS, 1, retention_ms=30 * 24 * 3600 * 1000),
+        TopicSpec(OPEN_ORDERS, orders_partitions),
     )

@@ -1,0 +1,177 @@
+"""The trigger engine: the open orders of the pairs this worker owns, fired by price updates.
+
+Its I/O is behind two small ports, so it runs the same on doubles and in the worker
+(``pipeline/trigger_agent.py``): a :class:`~pipeline.trigger_store.TriggerStore` (the
+journal rows of open orders and the ``open -> triggered`` compare-and-set) and a
+:data:`Fire` callback (publish ``triggered`` and hand the order to the executor).
+
+Partitioning: a pair's open orders belong to one partition of ``open-orders``
+(:func:`partition_of`), so exactly one worker holds them; on every assignment the book
+keeps the pairs of the partitions still owned and is rebuilt from the journal for the
+others (:meth:`TriggerEngine.assign`). A trigger is decided by the store, never by the
+book alone: a second worker holding a stale copy (during a rebalance) loses the
+compare-and-set, so an order fires once.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import time
+import zlib
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from pipeline.errors import EngineUnavailable, InvalidOrder
+from pipeline.lifecycle import OrderTriggered
+from pipeline.model import OrderType
+from pipeline.price_feed import Pair, pair_of
+from pipeline.trigger_book import OpenLimit, TriggerBook, sweep
+from pipeline.trigger_curves import PairView
+from pipeline.trigger_store import TriggerStore
+from pipeline.wire import ExecuteOrder, decode_execute_order, now_ms
+
+log = logging.getLogger(__name__)
+
+Fire = Callable[[ExecuteOrder, int, OrderTriggered], Awaitable[None]]
+"""Called once per order whose compare-and-set this worker won: (command, attempt, event)."""
+Expire = Callable[[str], Awaitable[None]]
+"""Called with an order id whose expiry passed while it was open (the executor ends it)."""
+
+
+def pair_key(token_a: str, token_b: str) -> bytes:
+    """The ``open-orders`` key of a pair: both mints, sorted (both directions together)."""
+    return "|".join(sorted((token_a, token_b))).encode()
+
+
+def partition_of(token_a: str, token_b: str, partitions: int) -> int:
+    return zlib.crc32(pair_key(token_a, token_b)) % partitions
+
+
+def command_of(doc: dict[str, Any]) -> ExecuteOrder:
+    return decode_execute_order(orjson.dumps(doc))
+
+
+@dataclass
+class Stats:
+    sweeps: int = 0
+    candidates: int = 0
+    quotes: int = 0
+    fired: int = 0
+    lost: int = 0  # the store said no: cancelled, expired or fired elsewhere
+    last_sweep_s: float = 0.0
+    trigger_latency_s: list[float] = field(default_factory=list)
+
+
+class TriggerEngine:
+    def __init__(self, store: TriggerStore, fire: Fire, *, partitions: int,
+                 expire: Expire | None = None) -> None:
+        self.book = TriggerBook()
+        self._store = store
+        self._fire = fire
+        self._expire = expire
+        self._partitions = partitions
+        self._owned: set[int] | None = None  # None: every partition (a single worker)
+        self._expiry: list[tuple[int, str]] = []
+        self.stats = Stats()
+
+    # ---- what the book holds ----
+
+    def owns(self, token_a: str, token_b: str) -> bool:
+        return (self._owned is None
+                or partition_of(token_a, token_b, self._partitions) in self._owned)
+
+    def accept(self, cmd: ExecuteOrder) -> bool:
+        """Hold an open limit order of an owned pair; False if not ours or held already."""
+        if cmd.order_type is not OrderType.LIMIT or cmd.limit is None:
+            return False
+        if not self.owns(cmd.token_in, cmd.token_out):
+            return False
+        added = self.book.add(OpenLimit(cmd.order_id, cmd.token_in, cmd.token_out,
+                                        cmd.amount_in, cmd.limit.min_out))
+        if added and cmd.expires_at_ms is not None:
+            heapq.heappush(self._expiry, (cmd.expires_at_ms, cmd.order_id))
+        return added
+
+    def pairs(self) -> list[Pair]:
+        return list({pair_of(*d) for d in self.book.directions()})
+
+    async def assign(self, partitions: Iterable[int] | None) -> None:
+        """The partitions this worker now owns (None: all): drop the pairs of the others,
+        load the open orders of the new ones from the journal, and run again any order
+        triggered whose execution no worker is driving (a crash in between)."""
+        self._owned = None if partitions is None else set(partitions)
+        if self._owned is not None:
+            self.book.retain({d for d in self.book.directions() if self.owns(*d)})
+        loaded = 0
+        for doc in await self._store.open_orders():
+            try:
+                loaded += self.accept(command_of(doc))
+            except InvalidOrder as exc:  # written by this engine, so a bug: say it
+                log.error("open order %s in the journal is unreadable: %s",
+                          doc.get("orderId"), exc)
+        log.info("trigger book: %d open orders loaded, %d held in %d directions (partitions "
+                 "%s)", loaded, len(self.book), len(self.book.directions()),
+                 "all" if self._owned is None else sorted(self._owned))
+        for doc, attempt in await self._store.triggered():
+            cmd = command_of(doc)
+            if self.owns(cmd.token_in, cmd.token_out):
+                log.warning("order %s: triggered before a crash; executing it now",
+                            cmd.order_id)
+                await self._fire(cmd, attempt, OrderTriggered(slot=0))
+
+    # ---- price updates ----
+
+    async def on_view(self, pair: Pair, view: PairView) -> None:
+        """One pool-state change of ``pair``: sweep both directions, fire what fills."""
+        started = time.perf_counter()
+        fired: list[tuple[OpenLimit, int]] = []
+        for token_in in pair:
+            (token_out,) = pair - {token_in}
+
+            def best_out(amount: int, tin: str = token_in, tout: str = token_out) -> int:
+                return view.best_out(tin, tout, amount)
+
+            done = sweep(self.book, (token_in, token_out), view.rate_bound(token_in, token_out),
+                         best_out)
+            self.stats.candidates += done.candidates
+            self.stats.quotes += done.quotes
+            fired.extend((o, best_out(o.amount_in)) for o in done.triggered)
+        self.stats.sweeps += 1
+        self.stats.last_sweep_s = time.perf_counter() - started
+        for order, observed in fired:
+            await self._trigger(order, observed, view.slot)
+
+    async def _trigger(self, order: OpenLimit, observed_out: int, slot: int) -> None:
+        try:
+            won = await self._store.mark_triggered(order.order_id)
+        except EngineUnavailable as exc:
+            log.warning("order %s: trigger not recorded (%s); it stays open", order.order_id,
+                        exc.message)
+            self.book.add(order)  # decided at the next update
+            return
+        if won is None:
+            self.stats.lost += 1
+            return
+        doc, attempt = won
+        self.stats.fired += 1
+        await self._fire(command_of(doc), attempt,
+                         OrderTriggered(slot=slot, observed_out=observed_out))
+
+    # ---- expiry ----
+
+    async def expire_due(self, now: int | None = None) -> int:
+        """Take the orders whose expiry passed out of the book and hand each to
+        :data:`Expire` (the executor ends it ``expired`` through the lifecycle)."""
+        now = now_ms() if now is None else now
+        count = 0
+        while self._expiry and self._expiry[0][0] <= now:
+            _, order_id = heapq.heappop(self._expiry)
+            if self.book.take(order_id) is not None:
+                count += 1
+                if self._expire is not None:
+                    await self._expire(order_id)
+        return count

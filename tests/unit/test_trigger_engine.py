@@ -1,0 +1,159 @@
+"""The trigger engine on a journal double: fires through the store's compare-and-set
+only, once; keeps an order it could not record; partitions; rebuild; expiry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from dexmath import cpmm
+from pipeline.errors import JournalUnavailable
+from pipeline.lifecycle import OrderTriggered
+from pipeline.model import LimitTerms, OrderType
+from pipeline.price_feed import pair_of
+from pipeline.tokens import SOL, USDC, USDT
+from pipeline.trigger import TriggerEngine, partition_of
+from pipeline.trigger_curves import CpmmCurve, PairView
+from pipeline.wire import ExecuteOrder, now_ms
+
+ONE_SOL = 10**9
+
+
+def limit(order_id: str, min_out: int, *, tin: str = SOL.mint, tout: str = USDC.mint,
+          amount: int = ONE_SOL, expires_at_ms: int | None = None) -> ExecuteOrder:
+    return ExecuteOrder(order_id, tin, tout, amount, 50, now_ms(), order_type=OrderType.LIMIT,
+                        expires_at_ms=expires_at_ms or now_ms() + 3_600_000,
+                        limit=LimitTerms(min_out))
+
+
+def market_at(price_usdc: int) -> PairView:
+    """A SOL/USDC CP-Swap pool at ``price_usdc`` USDC per SOL, deep (1e6 SOL)."""
+    sol = 10**6 * ONE_SOL
+    return PairView.of([CpmmCurve(SOL.mint, USDC.mint, sol, sol * price_usdc // 1000,
+                                  cpmm.FeeRates(2_500))], slot=7)
+
+
+class Store:
+    """The journal's rows as the store sees them: status by order id."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.down = False
+
+    def put(self, cmd: ExecuteOrder, status: str = "open") -> None:
+        self.rows[cmd.order_id] = (status, cmd.to_json())
+
+    async def open_orders(self) -> list[dict[str, Any]]:
+        return [doc for status, doc in self.rows.values() if status == "open"]
+
+    async def triggered(self) -> list[tuple[dict[str, Any], int]]:
+        return [(doc, 1) for status, doc in self.rows.values() if status == "triggered"]
+
+    async def mark_triggered(self, order_id: str) -> tuple[dict[str, Any], int] | None:
+        if self.down:
+            raise JournalUnavailable(message="connection refused")
+        status, doc = self.rows[order_id]
+        if status != "open":
+            return None
+        self.rows[order_id] = ("triggered", doc)
+        return doc, 1
+
+    async def command(self, order_id: str) -> dict[str, Any] | None:
+        return self.rows[order_id][1]
+
+
+class Rig:
+    def __init__(self, partitions: int = 4) -> None:
+        self.store = Store()
+        self.fired: list[tuple[str, OrderTriggered]] = []
+        self.expired: list[str] = []
+
+        async def fire(cmd: ExecuteOrder, attempt: int, event: OrderTriggered) -> None:
+            self.fired.append((cmd.order_id, event))
+
+        async def expire(order_id: str) -> None:
+            self.expired.append(order_id)
+
+        self.engine = TriggerEngine(self.store, fire, partitions=partitions, expire=expire)
+
+    def open(self, cmd: ExecuteOrder) -> None:
+        self.store.put(cmd)
+        assert self.engine.accept(cmd)
+
+
+async def test_orders_fire_once_when_the_market_reaches_them_and_not_before() -> None:
+    r = Rig()
+    r.open(limit("sell-140-x", 140_000_000))
+    r.open(limit("sell-152-x", 152_000_000))
+    r.open(limit("buy-at-148-x", ONE_SOL, tin=USDC.mint, tout=SOL.mint,
+                 amount=148_000_000))
+    await r.engine.on_view(pair_of(SOL.mint, USDC.mint), market_at(150))
+    assert [oid for oid, _ in r.fired] == ["sell-140-x"]
+    (_, event), = r.fired
+    assert event.slot == 7 and event.observed_out is not None and event.observed_out >= 140e6
+    await r.engine.on_view(pair_of(SOL.mint, USDC.mint), market_at(150))  # same market
+    assert len(r.fired) == 1
+    await r.engine.on_view(pair_of(SOL.mint, USDC.mint), market_at(146))  # SOL cheaper
+    assert [oid for oid, _ in r.fired] == ["sell-140-x", "buy-at-148-x"]
+    await r.engine.on_view(pair_of(SOL.mint, USDC.mint), market_at(160))
+    assert [oid for oid, _ in r.fired] == ["sell-140-x", "buy-at-148-x", "sell-152-x"]
+    assert len(r.engine.book) == 0 and r.engine.stats.fired == 3
+
+
+async def test_an_order_cancelled_meanwhile_loses_the_compare_and_set() -> None:
+    r = Rig()
+    r.open(limit("limit-0001", 140_000_000))
+    r.store.rows["limit-0001"] = ("cancelled", r.store.rows["limit-0001"][1])
+    await r.engine.on_view(pair_of(SOL.mint, USDC.mint), market_at(150))
+    assert r.fired == [] and r.engine.stats.lost == 1 and "limit-0001" not in r.engine.book
+
+
+async def test_a_trigger_the_journal_could_not_record_stays_open_and_fires_later() -> None:
+    r = Rig()
+    r.open(limit("limit-0001", 140_000_000))
+    r.store.down = True
+    await r.engine.on_view(pair_of(SOL.mint, USDC.mint), market_at(150))
+    assert r.fired == [] and "limit-0001" in r.engine.book
+    r.store.down = False
+    await r.engine.on_view(pair_of(SOL.mint, USDC.mint), market_at(150))
+    assert [oid for oid, _ in r.fired] == ["limit-0001"]
+
+
+async def test_assign_holds_only_owned_pairs_and_resumes_triggered_orders() -> None:
+    r = Rig(partitions=64)
+    usdc = limit("sol-usdc-1", 140_000_000)
+    usdt = limit("sol-usdt-1", 140_000_000, tout=USDT.mint)
+    crashed = limit("crashed-1", 1, tout=USDT.mint)
+    r.store.put(usdc)
+    r.store.put(usdt)
+    r.store.put(crashed, status="triggered")
+    p_usdc = partition_of(SOL.mint, USDC.mint, 64)
+    p_usdt = partition_of(SOL.mint, USDT.mint, 64)
+    assert p_usdc != p_usdt
+    await r.engine.assign({p_usdc})
+    assert "sol-usdc-1" in r.engine.book and "sol-usdt-1" not in r.engine.book
+    assert r.fired == []  # the crashed order's pair is not ours
+    assert not r.engine.accept(usdt)
+    await r.engine.assign({p_usdt})  # a rebalance moved the pairs
+    assert "sol-usdt-1" in r.engine.book and "sol-usdc-1" not in r.engine.book
+    assert [oid for oid, _ in r.fired] == ["crashed-1"]
+    assert r.engine.pairs() == [pair_of(SOL.mint, USDT.mint)]
+
+
+async def test_expired_orders_leave_the_book_and_go_to_the_executor() -> None:
+    r = Rig()
+    now = now_ms()
+    r.open(limit("soon-0001", 200_000_000, expires_at_ms=now + 1_000))
+    r.open(limit("later-0001", 200_000_000, expires_at_ms=now + 60_000))
+    assert await r.engine.expire_due(now + 999) == 0
+    assert await r.engine.expire_due(now + 1_000) == 1
+    assert r.expired == ["soon-0001"]
+    assert "soon-0001" not in r.engine.book and "later-0001" in r.engine.book
+
+
+@pytest.mark.parametrize("order_type", [OrderType.MARKET])
+def test_only_limit_orders_enter_the_book(order_type: OrderType) -> None:
+    r = Rig()
+    cmd = ExecuteOrder("m-1", SOL.mint, USDC.mint, ONE_SOL, 50, now_ms())
+    assert cmd.order_type is order_type and not r.engine.accept(cmd)
