@@ -29,6 +29,7 @@ from solders.transaction import VersionedTransaction
 
 from pipeline.attempt_end import AttemptEnded, as_order_error, ending_attempt
 from pipeline.chain_history import WalletHistory, has_memo, order_memo
+from pipeline.conditional import ConditionalSteps, Opener, Parked, check_floor, floor_quotes
 from pipeline.errors import (
     EngineUnavailable,
     InsufficientFunds,
@@ -56,6 +57,7 @@ from pipeline.lifecycle import (
 )
 from pipeline.metrics import EngineMetrics
 from pipeline.model import Venue
+from pipeline.order_end import Endings, cancel_order
 from pipeline.ports import (
     Broadcast,
     BroadcastOutcome,
@@ -73,7 +75,8 @@ from pipeline.status_out import StatusPublisher
 from pipeline.tokens import describe_amount
 from pipeline.topics import RETRY_DELAYS_MS
 from pipeline.venues import Venues
-from pipeline.wire import ExecuteOrder, StatusEvent, decode_execute_order, now_ms
+from pipeline.wire import CancelOrder, ExecuteOrder, StatusEvent, decode_execute_order, now_ms
+from pipeline.wire_terms import DEFAULT_MARKET_TTL_MS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -87,6 +90,9 @@ class Outcome(StrEnum):
     CONFLICT = "conflict"  # another command reused an existing order id: dead-lettered
     STALE = "stale"  # a retry message superseded by a later attempt
     LEASE_LOST = "lease_lost"
+    OPENED = "opened"  # a conditional order now waits in the trigger book
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +123,8 @@ class OrderExecutor:
                  timer: StageTimer | None = None, metrics: EngineMetrics | None = None,
                  history: WalletHistory | None = None, publish_budget_s: float = 30.0,
                  price_limits: PriceLimits | None = None,
-                 follow_backoff_s: float = 1.0) -> None:
+                 follow_backoff_s: float = 1.0, opener: Opener | None = None,
+                 market_ttl_ms: int = DEFAULT_MARKET_TTL_MS) -> None:
         metrics = metrics if metrics is not None else EngineMetrics(CollectorRegistry())
         self._venues = venues
         self._chain = chain
@@ -139,6 +146,9 @@ class OrderExecutor:
             recent=self._router.recent, metrics=metrics, observe=self._timer.observe,
             wallet=self._wallet_pubkey, failpoints=self._failpoints,
             follow_backoff_s=follow_backoff_s)
+        self._conditional = ConditionalSteps(journal, self._status, opener)
+        self._endings = Endings(journal, self._status)
+        self._market_ttl_ms = market_ttl_ms
         self._runs = KeyedLock()
         self.owned: set[str] = set()
 
@@ -175,6 +185,11 @@ class OrderExecutor:
             finally:
                 self.owned.discard(cmd.order_id)
 
+    async def cancel(self, cmd: CancelOrder) -> str | None:
+        """Decide a cancel in the journal; end the order ``cancelled`` when it wins. Returns
+        why it was refused, or ``None``."""
+        return await cancel_order(cmd, self._journal, self.run)
+
     async def _conflict(self, job: Job, ex: Execution) -> Outcome:
         """A second, different command under an existing order id: it is not executed (the
         first one owns the id) and is kept on the dead-letter topic with its reason."""
@@ -200,7 +215,7 @@ class OrderExecutor:
             delay = min(delay * 2, 2.0)
 
     async def _resume(self, job: Job, ex: Execution) -> Outcome:
-        base = job.command.to_order()
+        base = job.command.to_order(market_ttl_ms=self._market_ttl_ms)
         if ex.status is OrderStatus.FAILED:
             # The failure was decided and recorded; finish publishing it, never re-run.
             order = replace(base, status=OrderStatus.PENDING, attempt=ex.attempt)
@@ -220,6 +235,16 @@ class OrderExecutor:
                      b.outcome or "open", b.signature)
             return await self._guard(job, order,
                                      self._settlement.follow(job.command, order, b))
+        ending = self._endings.due(base, ex)  # nothing may land: a cancel or expiry ends it
+        if ending is not None:
+            done = await self._endings.end(job.command, replace(
+                base, status=ex.status, attempt=ex.attempt), ending)
+            return Outcome(str(done.status))
+        if job.command.order_type.conditional:
+            parked = await self._conditional.park(job.command, ex)
+            if isinstance(parked, Parked):
+                return Outcome(parked.value)
+            return await self._guard(job, parked, self._attempt(job, parked))
         if ex.status is OrderStatus.PENDING and ex.attempt == 1:
             self._metrics.order_received(job.command.source)
             order = await self._advance(base, OrderAccepted(), job)
@@ -246,6 +271,10 @@ class OrderExecutor:
             raise  # not the order's fault: the caller holds the order and runs it again
         except Exception as exc_:  # a bug must still end the order visibly
             exc = as_order_error(exc_)
+        ending = self._endings.of_error(exc, self._endings.now())
+        if ending is not None:  # a cancel won, or the order expired, before any send
+            done = await self._endings.end(job.command, order, ending)
+            return Outcome(str(done.status))
         if isinstance(exc, TransientError) and (order.attempt < self._max_attempts
                                                 or await self._may_have_swapped(order)):
             delay = retry_delay_ms(order.attempt)
@@ -282,6 +311,7 @@ class OrderExecutor:
         async with ending_attempt(order) as at:
             order, route = await self._route(job, order)
             at.order = order
+            self._endings.check_before_send(order)
             signed, b = await self._build(order, route)
         loop = asyncio.get_running_loop()
         t0 = loop.time()
@@ -310,12 +340,17 @@ class OrderExecutor:
         await self._journal.advance(order.order_id, status=OrderStatus.ROUTING,
                                     attempt=order.attempt)
         quotes = await self._router.quote_all(order)
+        try:
+            routed, quotes = await floor_quotes(self._router, order, quotes)
+        except OrderflowError as exc:
+            raise AttemptEnded(order, exc) from exc
         order = await self._advance(order, OrderQuoted(quotes.quotes, quotes.errors), job)
         if not quotes.quotes:
             raise AttemptEnded(order, quotes.unroutable())
         try:
-            route = self._router.choose(order, quotes.quotes,
+            route = self._router.choose(routed, quotes.quotes,
                                         max_price_impact_bps=job.command.max_price_impact_bps)
+            check_floor(routed, route)
         except OrderflowError as exc:
             raise AttemptEnded(order, exc) from exc
         self._timer.observe("routing", loop.time() - t0)

@@ -10,6 +10,11 @@ reports wrong end offsets after batched writes, which breaks that replay).
 Safety does not rest on the lease: :meth:`Journal.record_broadcast` locks the
 order's row and refuses to record a new transaction while any earlier one may
 still land. The lease only keeps two workers from doing the same work twice.
+
+A cancel races the order's execution here and nowhere else (``order_fates``, migration
+007): :meth:`Journal.cancel` and :meth:`Journal.record_broadcast` take the same locks, so
+either the cancel wins and no transaction is ever recorded, or a transaction is recorded
+and the cancel is refused; never both.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
@@ -28,7 +34,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pipeline.errors import BroadcastConflict, JournalUnavailable, LeaseLost
 from pipeline.group_commit import GroupCommit
 from pipeline.lifecycle import OrderStatus
-from pipeline.ports import Broadcast, BroadcastOutcome, Execution
+from pipeline.ports import Broadcast, BroadcastOutcome, CancelRequest, CancelWon, Execution
 
 _Advance = tuple[str, int, datetime | None, str | None, str | None, bool, bool, Jsonb | None]
 """status, attempt, retry due, error code, error message, terminal, release the lease,
@@ -44,6 +50,8 @@ def _recorded(order_id: str, answer: str) -> BaseException | None:
         return None
     if answer == "lease_lost":
         return _lease_lost(order_id)
+    if answer.startswith("cancelled "):
+        return CancelWon(order_id, _cancel_request(orjson.loads(answer.split(" ", 1)[1])))
     if answer.startswith("conflict "):
         _, live_sig, live_outcome = answer.split(" ", 2)
         return BroadcastConflict(
@@ -72,11 +80,22 @@ def _ms(ts: datetime | None) -> int | None:
     return None if ts is None else int(ts.timestamp() * 1000)
 
 
+def _cancel_request(doc: dict[str, Any]) -> CancelRequest:
+    """From migration 007's ``journal_cancel_json`` (requested_at in epoch ms)."""
+    return CancelRequest(doc["reason"], int(doc["requested_at_ms"]), doc["source"])
+
+
 def _execution(row: dict[str, Any]) -> Execution:
+    cancel = row.get("cancel")
     return Execution(row["order_id"], row["command"], row["attempt"], OrderStatus(row["status"]),
                      row["terminal"], _ms(row["retry_due_at"]), row["error_code"],
                      row["error_message"], row["owner"], bool(row.get("inserted", False)),
-                     row.get("final_event"))
+                     row.get("final_event"),
+                     None if cancel is None else _cancel_request(cancel))
+
+
+_CANCEL = "journal_cancel_json(e.order_id) AS cancel"
+"""The cancel that won for the row ``e``, if any (a claim returns it: end the order)."""
 
 
 _UNREACHABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, OSError)
@@ -138,14 +157,14 @@ class Journal:
                 "ON CONFLICT (order_id) DO UPDATE SET owner = EXCLUDED.owner, "
                 "lease_until = EXCLUDED.lease_until WHERE NOT e.terminal AND (e.owner IS NULL "
                 "OR e.owner = EXCLUDED.owner OR e.lease_until < now()) "
-                "RETURNING *, (xmax = 0) AS inserted",
+                f"RETURNING *, (xmax = 0) AS inserted, {_CANCEL}",
                 (self.owner, self._lease, ids, [Jsonb(cmd) for _, cmd in batch]))
             out: dict[str, Execution | BaseException | None] = {
                 row["order_id"]: _execution(row) for row in await cur.fetchall()}
             others = [oid for oid in ids if oid not in out]
             if others:  # terminal, or leased by another worker
-                await cur.execute("SELECT * FROM executions WHERE order_id = ANY(%s)",
-                                  (others,))
+                await cur.execute(f"SELECT e.*, {_CANCEL} FROM executions e "
+                                  "WHERE e.order_id = ANY(%s)", (others,))
                 for row in await cur.fetchall():
                     out[row["order_id"]] = _execution(row) if row["terminal"] else None
         return out
@@ -271,6 +290,29 @@ class Journal:
             updated = {row[0] for row in await cur.fetchall()}
         return _still_ours(ids, updated)
 
+    async def cancel(self, order_id: str, request: CancelRequest) -> str | None:
+        """Decide a cancel (migration 007's ``journal_cancel``, one round trip): ``None``
+        when it won, now or before, else why not (the order sent a transaction that may
+        land, or it already ended otherwise)."""
+        at = datetime.fromtimestamp(request.requested_at_ms / 1000, UTC)
+        async with self._connection() as conn:
+            cur = await conn.execute("SELECT journal_cancel(%s, %s, %s, %s)",
+                                     (order_id, request.reason, request.source, at))
+            row = await cur.fetchone()
+        answer = str(row[0]) if row else ""
+        if answer == "cancelled":
+            return None
+        if answer.startswith("refused "):
+            return answer.removeprefix("refused ")
+        raise RuntimeError(f"journal_cancel answered {answer!r} for {order_id}")
+
+    async def command(self, order_id: str) -> dict[str, Any] | None:
+        async with self._connection() as conn:
+            cur = await conn.execute("SELECT command FROM executions WHERE order_id = %s",
+                                     (order_id,))
+            row = await cur.fetchone()
+        return None if row is None else dict(row[0])
+
     async def close_broadcast(self, signature: str, outcome: BroadcastOutcome) -> None:
         """Record what became of a transaction (see :class:`BroadcastOutcome`)."""
         async with self._connection() as conn:
@@ -279,10 +321,11 @@ class Journal:
 
     async def orphans(self, *, idle_s: float, limit: int = 100) -> list[dict[str, Any]]:
         """Non-terminal orders nobody is driving: lease expired (or none) and no update
-        for ``idle_s``, and not waiting on a retry that is not yet overdue."""
+        for ``idle_s``, and not waiting on a retry that is not yet overdue. An ``open``
+        order is not one: it waits in its trigger agent's book (pipeline/trigger_agent)."""
         async with self._connection() as conn:
             cur = await conn.execute(
-                "SELECT command FROM executions WHERE NOT terminal "
+                "SELECT command FROM executions WHERE NOT terminal AND status <> 'open' "
                 "AND (owner IS NULL OR lease_until < now()) "
                 "AND updated_at < now() - %s::interval "
                 "AND (retry_due_at IS NULL OR retry_due_at < now() - %s::interval) "

@@ -69,6 +69,27 @@ class BroadcastOutcome(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class CancelRequest:
+    """A cancel that won in the journal (see :meth:`JournalPort.cancel`)."""
+
+    reason: str
+    requested_at_ms: int
+    source: str
+
+
+class CancelWon(OrderflowError):
+    """:meth:`JournalPort.record_broadcast` refused: a cancel of the order won first, so
+    nothing of it may be sent; the order ends ``cancelled`` (not ``failed``)."""
+
+    default_code = "cancelled"
+
+    def __init__(self, order_id: str, request: CancelRequest) -> None:
+        super().__init__(message=f"order {order_id} was cancelled before its transaction "
+                         f"({request.reason})")
+        self.request = request
+
+
+@dataclass(frozen=True, slots=True)
 class Execution:
     order_id: str
     command: dict[str, Any]
@@ -81,6 +102,7 @@ class Execution:
     owner: str | None
     fresh: bool = False  # the claim created the row: no transaction can exist yet
     final_event: dict[str, Any] | None = None  # the terminal status event as published
+    cancel: CancelRequest | None = None  # a cancel won: the order must end cancelled
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +144,15 @@ class JournalPort(Protocol):
 
     async def confirm(self, order_id: str, *, attempt: int, signature: str,
                       final_event: dict[str, Any]) -> None: ...
+
+    async def cancel(self, order_id: str, request: CancelRequest) -> str | None:
+        """Decide a cancel against the order's execution: ``None`` when the cancel won (now
+        or before; then no transaction of the order is ever recorded), else why it lost."""
+        ...
+
+    async def command(self, order_id: str) -> dict[str, Any] | None:
+        """The order's command as first claimed, or ``None`` if it was never seen."""
+        ...
 
     async def close_broadcast(self, signature: str, outcome: BroadcastOutcome) -> None: ...
 

@@ -26,7 +26,15 @@ from pipeline.errors import BroadcastConflict, LeaseLost, RpcUnavailable
 from pipeline.executor import OrderExecutor
 from pipeline.lifecycle import OrderStatus
 from pipeline.model import Quote, Venue
-from pipeline.ports import Broadcast, BroadcastOutcome, Execution, FailedOrder, RetryRequest
+from pipeline.ports import (
+    Broadcast,
+    BroadcastOutcome,
+    CancelRequest,
+    CancelWon,
+    Execution,
+    FailedOrder,
+    RetryRequest,
+)
 from pipeline.reconcile import TokenBalance, TxBalances
 from pipeline.solana_rpc import Landed
 from pipeline.tokens import SOL, USDC
@@ -37,8 +45,14 @@ MEMO_V3 = Pubkey.from_string("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr")
 POOL = Keypair().pubkey()
 
 
+SUBMITTED_MS = 1_700_000_000_000
+NO_EXPIRY_TTL_MS = 10**13
+"""The doubles' market orders were submitted long ago; ``rig`` gives them a TTL that has not
+run out unless a test asks for one that has."""
+
+
 def market_order(order_id: str = "o-1", amount: int = 1_000_000_000) -> ExecuteOrder:
-    return ExecuteOrder(order_id, SOL.mint, USDC.mint, amount, 50, 1_700_000_000_000)
+    return ExecuteOrder(order_id, SOL.mint, USDC.mint, amount, 50, SUBMITTED_MS)
 
 
 @dataclass
@@ -59,6 +73,7 @@ class JournalState:
 
     rows: dict[str, _Row] = field(default_factory=dict)
     broadcasts: dict[str, list[Broadcast]] = field(default_factory=dict)
+    fates: dict[str, str | CancelRequest] = field(default_factory=dict)  # order_fates
     claims_running: dict[str, int] = field(default_factory=dict)
     max_claims_running: int = 0
 
@@ -100,11 +115,12 @@ class MemoryJournal:
         finally:
             running[order_id] -= 1
 
-    @staticmethod
-    def _execution(order_id: str, row: _Row, fresh: bool) -> Execution:
+    def _execution(self, order_id: str, row: _Row, fresh: bool) -> Execution:
         code, message = row.error or (None, None)
+        fate = self.state.fates.get(order_id)
         return Execution(order_id, row.command, row.attempt, row.status, row.terminal,
-                         row.retry_due_ms, code, message, row.owner, fresh, row.final_event)
+                         row.retry_due_ms, code, message, row.owner, fresh, row.final_event,
+                         fate if isinstance(fate, CancelRequest) else None)
 
     async def renew(self, order_ids: Sequence[str]) -> None:
         self._check()
@@ -137,6 +153,9 @@ class MemoryJournal:
                                min_out: int) -> None:
         self._check()
         row = self._mine(order_id)
+        fate = self.state.fates.setdefault(order_id, "executing")
+        if isinstance(fate, CancelRequest):
+            raise CancelWon(order_id, fate)
         live = [b for b in self.state.broadcasts.get(order_id, []) if b.live]
         if live:
             raise BroadcastConflict(message=f"order {order_id} already has {live[0].signature}")
@@ -159,6 +178,25 @@ class MemoryJournal:
             for i, b in enumerate(bs):
                 if b.signature == signature:
                     bs[i] = replace(b, outcome=outcome)
+
+    async def cancel(self, order_id: str, request: CancelRequest) -> str | None:
+        """migration 007's journal_cancel, in memory."""
+        self._check()
+        row = self.state.rows.get(order_id)
+        if row is not None and row.terminal and row.status is not OrderStatus.CANCELLED:
+            return f"the order is already {row.status}"
+        fate = self.state.fates.get(order_id)
+        if isinstance(fate, CancelRequest):
+            return None
+        live = [b for b in self.state.broadcasts.get(order_id, []) if b.live]
+        if live:
+            return f"the order's transaction {live[0].signature} was sent and may land"
+        self.state.fates[order_id] = request
+        return None
+
+    async def command(self, order_id: str) -> dict[str, Any] | None:
+        row = self.state.rows.get(order_id)
+        return None if row is None else row.command
 
     async def orphans(self, *, idle_s: float, limit: int = 100) -> list[dict[str, Any]]:
         return []
@@ -315,7 +353,8 @@ class Rig:
 
 def rig(*, state: JournalState | None = None, ledger: Ledger | None = None,
         venues: SigningVenues | None = None, owner: str = "worker-a",
-        publish_budget_s: float = 30.0, max_attempts: int = 3) -> Rig:
+        publish_budget_s: float = 30.0, max_attempts: int = 3,
+        market_ttl_ms: int = NO_EXPIRY_TTL_MS) -> Rig:
     wallet = ledger.wallet if ledger is not None else Keypair()
     ledger = ledger or Ledger(wallet)
     journal = MemoryJournal(state or JournalState(), owner)
@@ -325,5 +364,5 @@ def rig(*, state: JournalState | None = None, ledger: Ledger | None = None,
     executor = OrderExecutor(
         venues=venues, chain=ledger, watcher=watcher,  # type: ignore[arg-type]
         wallet=wallet, outbox=outbox, journal=journal, publish_budget_s=publish_budget_s,
-        max_attempts=max_attempts, follow_backoff_s=0.0)
+        max_attempts=max_attempts, follow_backoff_s=0.0, market_ttl_ms=market_ttl_ms)
     return Rig(executor, journal, ledger, venues, outbox, watcher)
