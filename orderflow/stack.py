@@ -129,6 +129,7 @@ class StackOptions:
     ingress: bool = True
     http_port: int | None = None  # None: a free one
     onchain_market: bool = False  # the localnet loads both programs: trade pools of theirs
+    needs_venue_url: bool = True  # False: the venues read the chain (ORDERFLOW_VENUES=onchain)
 
     @classmethod
     def from_settings(cls, settings: Settings, **changes: Any) -> StackOptions:
@@ -140,7 +141,8 @@ class StackOptions:
             rpc_port=settings.localnet_rpc_port, venue_port=settings.localnet_venue_port,
             wallet=settings.wallet, orders_partitions=settings.orders_partitions,
             status_partitions=settings.status_partitions, http_port=settings.http_port,
-            onchain_market=programs_loaded(settings.localnet_programs))
+            onchain_market=programs_loaded(settings.localnet_programs),
+            needs_venue_url=settings.venues != "onchain")
         values.update(changes)
         return cls(**values)
 
@@ -179,7 +181,7 @@ class Stack:
             self.start_broker()
         if self.database_url is None or self.options.fresh_database:
             self.start_postgres()
-        if self.rpc_url is None or self.venue_url is None:
+        if self.wants_localnet():
             fund = [str(self.wallet.pubkey())] if self.options.fund_wallet else []
             await self.start_localnet(fund=fund)
             if self.options.onchain_market:
@@ -188,6 +190,12 @@ class Stack:
                                                         self.options.data_dir)
                 log.info("market on the real programs: %s", self.engine_env["ORDERFLOW_POOLS"])
         await self.prepare()
+
+    def wants_localnet(self) -> bool:
+        """No RPC given, or the venues need a venue API and none is given (a localnet
+        brings both); with a given RPC and on-chain venues it would replace that RPC."""
+        return self.rpc_url is None or (self.venue_url is None
+                                        and self.options.needs_venue_url)
 
     async def start_engine(self, worker_env: Mapping[str, str] | None = None) -> None:
         """The workers (``worker_env`` added to theirs) and the ingress; returns when the
