@@ -34,6 +34,8 @@ from ingress.hub import StatusHub
 from ingress.idempotency import IdempotencyStore, InMemoryIdempotencyStore
 from ingress.intake import OrderIntake
 from ingress.kafka_bus import KafkaOrderBus
+from ingress.market_api import MarketApi
+from ingress.market_wiring import market_access
 from ingress.metrics import IngressMetrics
 from ingress.orders_api import MAX_BODY_BYTES, OrdersApi
 from ingress.origin import OriginPolicy, origin_guard
@@ -49,6 +51,7 @@ from pipeline.errors import InvalidOrder, TransientError
 from pipeline.tasks import spawn
 from pipeline.topic_admin import create_topics
 from pipeline.topics import topic_specs
+from pipeline.venue_set import VenueSet
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +94,19 @@ async def api_errors(request: web.Request, handler: Any) -> web.StreamResponse:
 def build_app(config: IngressConfig, *, producer: OrderBus, store: OrderStore, hub: StatusHub,
               metrics: IngressMetrics | None = None,
               idempotency: IdempotencyStore | None = None,
-              workers: WorkerRegistry | None = None) -> web.Application:
+              workers: WorkerRegistry | None = None,
+              market: MarketApi | None = None) -> web.Application:
     """The routes on injected ports; ``idempotency`` defaults to an in-memory store;
-    without ``workers`` /healthz does not check worker presence (reported as skipped)."""
+    without ``workers`` /healthz does not check worker presence (reported as skipped);
+    without ``market`` the quote, markets and wallet routes answer 503."""
     metrics = metrics if metrics is not None else IngressMetrics()
     keys = idempotency if idempotency is not None else InMemoryIdempotencyStore()
     intake = OrderIntake(producer, metrics, keys)
     orders = OrdersApi(intake, store, metrics)
     sockets = WebSocketApi(intake, store, hub, metrics)
     health = HealthApi(config.rpc_url, producer, store, metrics, workers)
+    market = market if market is not None else MarketApi(
+        None, VenueSet(), balances=None, wallet=None)
 
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[
         origin_guard(OriginPolicy(config.allowed_origins)), api_errors])
@@ -109,6 +116,9 @@ def build_app(config: IngressConfig, *, producer: OrderBus, store: OrderStore, h
     app.router.add_get("/api/orders/ws", sockets.subscribe)
     app.router.add_get("/api/orders", orders.list_orders)
     app.router.add_get("/api/orders/{orderId}", orders.get_order)
+    app.router.add_get("/api/quote", market.quote)
+    app.router.add_get("/api/markets", market.markets)
+    app.router.add_get("/api/wallet", market.wallet)
     app.router.add_get("/api/openapi.json", openapi_document)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/metrics", health.metrics)
@@ -211,9 +221,11 @@ async def running_ingress(config: IngressConfig) -> AsyncIterator[RunningIngress
         feed_task = spawn(feed.run(), name="ingress.status-feed")
         stack.push_async_callback(_cancel_and_wait, feed_task)
 
+        market = await stack.enter_async_context(market_access(config))
         app = build_app(config, producer=KafkaOrderBus(producer),
                         store=PostgresOrderStore(pool), hub=hub, metrics=metrics,
-                        idempotency=keys, workers=PostgresWorkerRegistry(pool))
+                        idempotency=keys, workers=PostgresWorkerRegistry(pool),
+                        market=market)
         runner, _ = await start_site(app, config.host, config.port,
                                      handle_signals=False, access_log=None,
                                      shutdown_timeout=config.shutdown_timeout_s,

@@ -8,6 +8,9 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.guards import PriceLimits
+from pipeline.venue_set import VenueSet
+
 
 @dataclass(frozen=True, slots=True)
 class IngressConfig:
@@ -41,3 +44,9 @@ class IngressConfig:
     db_open_timeout_s: float = 10.0
     shutdown_timeout_s: float = 5.0
     purge_interval_s: float = 600.0  # how often expired idempotency keys are deleted
+    # GET /api/quote and /api/markets quote on the engine's own venues with its price
+    # guards; /api/wallet reads this wallet's balances on ``rpc_url``. None = not served
+    # (503). The wallet is its public address only: the ingress never holds the key.
+    venues: VenueSet | None = None
+    wallet_address: str | None = None
+    price_limits: PriceLimits = dataclasses.field(default_factory=PriceLimits)
