@@ -21,7 +21,7 @@ quote on random pools and amounts:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Protocol
 
@@ -96,31 +96,45 @@ class DlmmCurve:
 
 @dataclass(frozen=True, slots=True)
 class PairView:
-    """Every curve of one pair at one moment, and where that moment is (slot)."""
+    """Every curve of one pair at one moment, and where that moment is (slot).
+
+    :meth:`best_out` quotes the curves in descending rate bound and skips a curve whose
+    bound times the amount cannot beat the best output found so far: the same maximum,
+    without walking a pool that cannot win (the bounds are computed once per view)."""
 
     curves: tuple[Curve, ...]
     slot: int = 0
+    _oriented_cache: dict[tuple[str, str], list[tuple[Fraction, Curve, bool]]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, curves: Sequence[Curve], slot: int = 0) -> PairView:
         return cls(tuple(curves), slot)
 
-    def _oriented(self, token_in: str, token_out: str) -> list[tuple[Curve, bool]]:
-        out: list[tuple[Curve, bool]] = []
-        for c in self.curves:
-            if (c.mint_a, c.mint_b) == (token_in, token_out):
-                out.append((c, True))
-            elif (c.mint_b, c.mint_a) == (token_in, token_out):
-                out.append((c, False))
-        return out
+    def _oriented(self, token_in: str, token_out: str) -> list[tuple[Fraction, Curve, bool]]:
+        key = (token_in, token_out)
+        cached = self._oriented_cache.get(key)
+        if cached is None:
+            out: list[tuple[Fraction, Curve, bool]] = []
+            for c in self.curves:
+                if (c.mint_a, c.mint_b) == key:
+                    out.append((c.rate_bound(True), c, True))
+                elif (c.mint_b, c.mint_a) == key:
+                    out.append((c.rate_bound(False), c, False))
+            out.sort(key=lambda item: item[0], reverse=True)
+            cached = self._oriented_cache[key] = out
+        return cached
 
     def rate_bound(self, token_in: str, token_out: str) -> Fraction:
         """No amount of ``token_in`` gets more than this much ``token_out`` per unit."""
-        return max((c.rate_bound(a_to_b) for c, a_to_b in self._oriented(token_in, token_out)),
-                   default=Fraction(0))
+        oriented = self._oriented(token_in, token_out)
+        return oriented[0][0] if oriented else Fraction(0)
 
     def best_out(self, token_in: str, token_out: str, amount_in: int) -> int:
         """The best exact net output over the pair's pools (0 if none can fill)."""
-        return max((c.out(a_to_b, amount_in) for c, a_to_b in self._oriented(token_in,
-                                                                              token_out)),
-                   default=0)
+        best = 0
+        for bound, curve, a_to_b in self._oriented(token_in, token_out):
+            if bound * amount_in <= best:
+                break  # sorted by bound: no later curve can pay more
+            best = max(best, curve.out(a_to_b, amount_in))
+        return best

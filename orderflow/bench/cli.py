@@ -17,6 +17,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--via", choices=("http", "kafka", "both"), default="both",
                    help="submit through the ingress HTTP API, Kafka producers, or both")
     p.add_argument("--out", type=Path, help="write the results as JSON here")
+    p.add_argument("--limit-orders", type=int, metavar="N",
+                   help="instead: the trigger engine with N open limit orders, priced by real "
+                   "trades on a local market (orderflow/bench/triggers.py)")
     g = p.add_argument_group("system under test (default: start an embedded one)")
     g.add_argument("--bootstrap", help="Kafka bootstrap of a running system (status stream, "
                    "--via kafka)")

@@ -272,6 +272,10 @@ def _sample_order(slippage_bps: int) -> bytes:
 
 def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     """Entry point of ``orderflow bench``: 0 when every order confirmed, 1 otherwise."""
+    if args.limit_orders:
+        from orderflow.bench.triggers import main as trigger_bench
+
+        return trigger_bench(args.limit_orders, args.out)
     opts = BenchOptions.from_args(args)
     report = asyncio.run(bench(opts, settings))
     text = json.dumps(report, indent=2)

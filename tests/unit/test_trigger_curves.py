@@ -87,3 +87,13 @@ def test_pair_view_is_the_best_pool_in_the_asked_direction() -> None:
     assert view.rate_bound(B, A) == max(cheap.rate_bound(False), dear.rate_bound(True))
     assert view.best_out(A, "other", 10**9) == 0
     assert view.rate_bound(A, "other") == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(cpmm_curves(), dlmm_curves()), min_size=1, max_size=4), amounts,
+       st.booleans())
+def test_pruned_best_out_is_the_maximum_over_every_curve(
+        curves: list[CpmmCurve | DlmmCurve], amount: int, a_to_b: bool) -> None:
+    view = PairView.of(curves)
+    tin, tout = (A, B) if a_to_b else (B, A)
+    assert view.best_out(tin, tout, amount) == max(c.out(a_to_b, amount) for c in curves)
