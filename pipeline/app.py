@@ -2,7 +2,9 @@
 
 ``execute-orders`` consumes ``orders`` and ``retry-orders`` the retry topics, both with
 manual acknowledgement; each message runs as its own task in the
-:class:`~pipeline.engine.Engine` (see there for when a message is acknowledged). The
+:class:`~pipeline.engine.Engine` (see there for when a message is acknowledged).
+``trigger-orders`` holds the open conditional orders of the pairs this worker owns
+(``open-orders``, :mod:`pipeline.trigger_agent`). The
 sinks role is added by ``sinks.status_sink.register`` (``orderflow/worker.py`` composes
 the roles). Every worker beats in ``worker_heartbeats`` (readiness).
 """
@@ -30,6 +32,8 @@ from pipeline.faust_compat import (
 from pipeline.heartbeat import Heartbeat
 from pipeline.kafka_outbox import PRODUCE_TIMEOUT_S
 from pipeline.metrics import EngineMetrics
+from pipeline.trigger_agent import TriggerService
+from pipeline.trigger_agent import register as register_trigger
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +67,11 @@ def build_app(broker: BrokerConfig, *, roles: Iterable[str], database_url: str,
     if "executor" in roles:
         if executor is None:
             raise ValueError("the executor role needs an ExecutorConfig")
-        _executor_agents(app, Engine(app, executor, metrics=metrics, owner=worker_id,
-                                     held=HELD))
+        engine = Engine(app, executor, metrics=metrics, owner=worker_id, held=HELD)
+        _executor_agents(app, engine)
+        trigger = TriggerService(app, engine, executor, partitions=broker.orders_partitions,
+                                 metrics=metrics)
+        register_trigger(app, trigger)
     return app
 
 

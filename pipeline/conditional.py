@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from enum import StrEnum
 
-from pipeline.errors import TransientError
+from pipeline.errors import BrokerUnavailable, TransientError
 from pipeline.lifecycle import Order, OrderAccepted, OrderOpened, OrderStatus, apply
 from pipeline.ports import Execution, JournalPort
 from pipeline.router import Quotes, Route, Router
@@ -98,7 +98,7 @@ class ConditionalSteps:
                  opener: Opener | None) -> None:
         self._journal = journal
         self._status = status
-        self._opener = opener
+        self.opener = opener  # set by the trigger agent once it runs
 
     async def park(self, cmd: ExecuteOrder, ex: Execution) -> Parked | Order:
         """Open the order; return it at ``triggered`` when the trigger agent already fired
@@ -108,6 +108,10 @@ class ConditionalSteps:
         status = ex.status
         if status is OrderStatus.TRIGGERED:
             return replace(base, status=status, attempt=ex.attempt)
+        opener = self.opener
+        if opener is None:  # the trigger agent is not up yet: hold the order, decide nothing
+            raise BrokerUnavailable(message="the trigger agent is not ready to take open "
+                                    "orders yet")
         new = status is OrderStatus.PENDING and ex.attempt == 1
         at = replace(base, status=None if new else status, attempt=ex.attempt)
         if at.status is None:
@@ -120,7 +124,5 @@ class ConditionalSteps:
             await self._status.announce(at, cmd)
         else:  # open already (a redelivery): hand it over again, idempotently
             await self._journal.release(cmd.order_id)
-        if self._opener is None:
-            raise RuntimeError("conditional orders need the trigger agent (an Opener)")
-        await self._opener(cmd)
+        await opener(cmd)
         return Parked.OPENED

@@ -152,6 +152,10 @@ class OrderExecutor:
         self._runs = KeyedLock()
         self.owned: set[str] = set()
 
+    def set_opener(self, opener: Opener) -> None:
+        """Where opened conditional orders go (the trigger agent, once it runs)."""
+        self._conditional.opener = opener
+
     async def renew_leases(self) -> None:
         await self._journal.renew(sorted(self.owned))
 

@@ -84,6 +84,7 @@ class TriggerService(Service):
     async def _boot(self, trigger: TriggerEngine) -> None:
         """Once the executor is up: the book of the assigned partitions, then the feed."""
         await self.engine.ready.wait()
+        self.engine.executor.set_opener(self.open)
         await trigger.assign(self._assigned)
         feed = self._feed()
         if feed is not None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from solders.keypair import Keypair
 
 from pipeline.conditional import floor_slippage_bps
+from pipeline.errors import BrokerUnavailable
 from pipeline.executor import OrderExecutor, Outcome
 from pipeline.lifecycle import OrderStatus
 from pipeline.model import LimitTerms, OrderType
@@ -46,7 +48,7 @@ class CRig:
     opened: list[str]
 
 
-def crig(venues: SigningVenues | None = None) -> CRig:
+def crig(venues: SigningVenues | None = None, *, with_opener: bool = True) -> CRig:
     wallet = Keypair()
     ledger = Ledger(wallet)
     journal = MemoryJournal(JournalState(), "worker-a")
@@ -59,7 +61,9 @@ def crig(venues: SigningVenues | None = None) -> CRig:
 
     executor = OrderExecutor(
         venues=venues, chain=ledger, watcher=InstantWatcher(ledger),  # type: ignore[arg-type]
-        wallet=wallet, outbox=outbox, journal=journal, follow_backoff_s=0.0, opener=opener)
+        wallet=wallet, outbox=outbox, journal=journal, follow_backoff_s=0.0)
+    if with_opener:
+        executor.set_opener(opener)
     return CRig(executor, journal, outbox, venues, opened)
 
 
@@ -81,6 +85,21 @@ async def test_a_limit_order_opens_and_waits_for_its_trigger() -> None:
     # redelivered: handed over again (the book ignores a second add), nothing republished
     assert await r.executor.run(cmd) is Outcome.OPENED
     assert r.opened == ["l-1", "l-1"] and r.outbox.statuses("l-1") == ["pending", "open"]
+
+
+async def test_before_the_trigger_agent_runs_an_order_is_held_not_decided() -> None:
+    r = crig(with_opener=False)
+    cmd = limit_order()
+    with pytest.raises(BrokerUnavailable):
+        await r.executor.run(cmd)
+    assert r.outbox.events == [] and r.journal.state.rows["l-1"].status is OrderStatus.PENDING
+    r.executor.set_opener(lambda c: _record(r, c))
+    assert await r.executor.run(cmd) is Outcome.OPENED
+    assert r.outbox.statuses("l-1") == ["pending", "open"] and r.opened == ["l-1"]
+
+
+async def _record(r: CRig, cmd: ExecuteOrder) -> None:
+    r.opened.append(cmd.order_id)
 
 
 async def test_a_triggered_limit_order_executes_once_with_its_limit_as_the_minimum() -> None:
