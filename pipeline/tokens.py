@@ -52,6 +52,35 @@ def token_by_mint(mint: str) -> Token | None:
     return _BY_MINT.get(mint)
 
 
+def parse_tokens(raw: str | None, name: str = "ORDERFLOW_TOKENS") -> tuple[Token, ...]:
+    """``SYMBOL=MINT:DECIMALS,...``: tokens beyond SOL/USDC/USDT (a devnet market's test
+    mints; ``orderflow market create`` writes the line). ``ValueError`` names the item."""
+    out: list[Token] = []
+    for item in filter(None, (part.strip() for part in (raw or "").split(","))):
+        symbol, _, rest = item.partition("=")
+        mint, _, decimals = rest.partition(":")
+        if not (symbol.isascii() and symbol.isalnum() and 32 <= len(mint) <= 44
+                and mint.isalnum() and decimals.isdigit() and int(decimals) <= 18):
+            raise ValueError(f"{name}: {item!r} is not SYMBOL=MINT:DECIMALS")
+        out.append(Token(symbol.upper(), mint, int(decimals)))
+    return tuple(out)
+
+
+def register_tokens(tokens: tuple[Token, ...]) -> None:
+    """Make ``tokens`` tradable in this process (called once at start by the ``orderflow``
+    command, before any order is read). A symbol or mint that already names a different
+    token is refused: an order must never resolve to another mint than it did before."""
+    for token in tokens:
+        for index, key in ((_BY_SYMBOL, token.symbol), (_BY_MINT, token.mint)):
+            known = index.get(key)
+            if known is not None and known != token:
+                raise ValueError(f"token {token.symbol} {token.mint}: {key} is already "
+                                 f"{known.symbol} {known.mint}")
+    for token in tokens:
+        _BY_SYMBOL[token.symbol] = token
+        _BY_MINT[token.mint] = token
+
+
 def to_base_units(amount: str, decimals: int, *, field: str = "amount") -> int:
     """Convert a decimal string in UI units to an integer in base units, exactly.
 

@@ -14,7 +14,13 @@ from solders.pubkey import Pubkey
 
 from orderflow.market.chain import Cluster, MarketError
 from orderflow.market.configs import write_config_accounts
-from orderflow.market.create import MarketPlan, create_market, market_file, pools_file
+from orderflow.market.create import (
+    MarketPlan,
+    create_market,
+    market_file,
+    pools_file,
+    tokens_file,
+)
 from orderflow.market.status import market_status
 from orderflow.settings import Settings
 from pipeline.errors import ConfigError
@@ -92,7 +98,9 @@ async def _run(args: argparse.Namespace, settings: Settings, cluster: ClusterNam
                 market = await create_market(Cluster(client, load_keypair(wallet)), plan,
                                              settings.data_dir)
                 print(json.dumps(market, indent=2))
-                print(f"pool list: ORDERFLOW_POOLS=$(cat {pools_file(settings.data_dir, cluster)})")
+                print(f"pool list: ORDERFLOW_POOLS=$(cat {pools_file(settings.data_dir, cluster)})"
+                      f"\ntokens:    ORDERFLOW_TOKENS=$(cat "
+                      f"{tokens_file(settings.data_dir, cluster)})")
             path = market_file(settings.data_dir, cluster)
             if not path.exists():
                 raise ConfigError(message=f"no market at {path}: run `orderflow market "

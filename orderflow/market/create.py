@@ -5,7 +5,8 @@ Idempotent: what exists is found (the pool and the pair live at PDAs of the mint
 their config/preset; the mints are remembered in the market file) and only what is
 missing is created, so a re-run after a failure finishes the job. The result is the
 market file (``<data_dir>/market/<cluster>.json``) and the pool list the engine reads
-(``<cluster>.pools``, one line: ``ORDERFLOW_POOLS=$(cat FILE)``).
+(``<cluster>.pools``, one line: ``ORDERFLOW_POOLS=$(cat FILE)``) with the tokens it
+does not know yet (``<cluster>.tokens``: ``ORDERFLOW_TOKENS=$(cat FILE)``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from solders.pubkey import Pubkey
 
 from dexmath import dlmm as dlmm_math
 from orderflow.market.chain import NATIVE_MINT, Cluster, MarketError
+from pipeline.tokens import token_by_mint
 from pipeline.venues import meteora_dlmm as dlmm
 from pipeline.venues import meteora_dlmm_admin as dlmm_admin
 from pipeline.venues import raydium_cp as ray
@@ -53,6 +55,10 @@ def market_file(data_dir: Path, cluster: ClusterName) -> Path:
 
 def pools_file(data_dir: Path, cluster: ClusterName) -> Path:
     return data_dir / "market" / f"{cluster.value}.pools"
+
+
+def tokens_file(data_dir: Path, cluster: ClusterName) -> Path:
+    return data_dir / "market" / f"{cluster.value}.tokens"
 
 
 def _raw_price(price: Fraction, decimals_a: int, decimals_b: int) -> Fraction:
@@ -198,4 +204,12 @@ async def create_market(chain: Cluster, plan: MarketPlan, data_dir: Path) -> dic
     path.write_text(json.dumps(market, indent=2) + "\n")
     pools_file(data_dir, plan.cluster).write_text(
         f"raydium={market['raydium']['pool']},meteora={market['meteora']['pair']}\n")
+    tokens_file(data_dir, plan.cluster).write_text(
+        tokens_line(((mint_a, dec_a), (mint_b, dec_b))) + "\n")
     return market
+
+
+def tokens_line(mints: tuple[tuple[Pubkey, int], ...]) -> str:
+    """``ORDERFLOW_TOKENS`` for the market's mints the engine does not know (TESTA, TESTB)."""
+    return ",".join(f"TEST{'AB'[i]}={mint}:{decimals}" for i, (mint, decimals)
+                    in enumerate(mints) if token_by_mint(str(mint)) is None)
