@@ -27,6 +27,8 @@ from psycopg import AsyncConnection
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
+from ingress.api_keys import ApiKeyStore
+from ingress.auth import Auth, is_loopback
 from ingress.config import IngressConfig
 from ingress.connections import start_site
 from ingress.health import HealthApi
@@ -39,6 +41,7 @@ from ingress.market_wiring import market_access
 from ingress.metrics import IngressMetrics
 from ingress.orders_api import MAX_BODY_BYTES, OrdersApi
 from ingress.origin import OriginPolicy, origin_guard
+from ingress.pg_api_keys import PostgresApiKeyStore
 from ingress.pg_idempotency import PostgresIdempotencyStore
 from ingress.pg_idempotency import configure_connection as configure_idempotency_connection
 from ingress.pg_store import PostgresOrderStore
@@ -95,10 +98,12 @@ def build_app(config: IngressConfig, *, producer: OrderBus, store: OrderStore, h
               metrics: IngressMetrics | None = None,
               idempotency: IdempotencyStore | None = None,
               workers: WorkerRegistry | None = None,
-              market: MarketApi | None = None) -> web.Application:
+              market: MarketApi | None = None,
+              api_keys: ApiKeyStore | None = None) -> web.Application:
     """The routes on injected ports; ``idempotency`` defaults to an in-memory store;
     without ``workers`` /healthz does not check worker presence (reported as skipped);
-    without ``market`` the quote, markets and wallet routes answer 503."""
+    without ``market`` the quote, markets and wallet routes answer 503; ``api_keys``
+    checks bearer keys (required unless ``config.host`` is loopback: ingress/auth.py)."""
     metrics = metrics if metrics is not None else IngressMetrics()
     keys = idempotency if idempotency is not None else InMemoryIdempotencyStore()
     intake = OrderIntake(producer, metrics, keys)
@@ -108,8 +113,9 @@ def build_app(config: IngressConfig, *, producer: OrderBus, store: OrderStore, h
     market = market if market is not None else MarketApi(
         None, VenueSet(), balances=None, wallet=None)
 
+    auth = Auth(api_keys, required=not is_loopback(config.host))
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[
-        origin_guard(OriginPolicy(config.allowed_origins)), api_errors])
+        origin_guard(OriginPolicy(config.allowed_origins)), api_errors, auth.middleware])
     # Literal paths before the {orderId} pattern: the router matches in this order.
     app.router.add_post("/api/orders/execute", orders.execute)
     app.router.add_get("/api/orders/execute", sockets.execute)
@@ -225,7 +231,7 @@ async def running_ingress(config: IngressConfig) -> AsyncIterator[RunningIngress
         app = build_app(config, producer=KafkaOrderBus(producer),
                         store=PostgresOrderStore(pool), hub=hub, metrics=metrics,
                         idempotency=keys, workers=PostgresWorkerRegistry(pool),
-                        market=market)
+                        market=market, api_keys=PostgresApiKeyStore(pool))
         runner, _ = await start_site(app, config.host, config.port,
                                      handle_signals=False, access_log=None,
                                      shutdown_timeout=config.shutdown_timeout_s,

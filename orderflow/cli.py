@@ -1,4 +1,5 @@
-"""The ``orderflow`` command: one entry point, one settings object built here."""
+"""The ``orderflow`` command: one entry point, one settings object built here (the words it
+shows people are in :mod:`orderflow.cli_help`)."""
 
 from __future__ import annotations
 
@@ -28,9 +29,17 @@ def _configure_logging(level: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="orderflow", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="start the whole system on embedded defaults")
+    from orderflow import cli_help
+
+    p = argparse.ArgumentParser(prog="orderflow", description=cli_help.DESCRIPTION,
+                                epilog=cli_help.EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=cli_help.version())
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    up = sub.add_parser("up", help="run everything on this machine: page, API, engine, "
+                        "a local Solana cluster", description=cli_help.DESCRIPTION,
+                        epilog=cli_help.up_epilog(),
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     up.add_argument("--reset-localnet", action="store_true",
                     help="start the localnet from a new genesis (deletes its saved chain)")
     sub.add_parser("ingress", help="HTTP API + WebSocket + UI")
@@ -53,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     ln.add_argument("--ephemeral", action="store_true",
                     help="keep the chain in memory only (nothing saved, nothing resumed)")
     sub.add_parser("migrate", help="apply database migrations")
+    from orderflow.keys_cli import add_arguments as keys_arguments
+
+    keys_arguments(sub.add_parser("keys", help="API keys for bots: create, list, revoke"))
     from orderflow.market.cli import add_arguments as market_arguments
 
     market_arguments(sub.add_parser("market", help="our own CP-Swap pool and DLMM pair on "
@@ -121,6 +133,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from orderflow.market.cli import run_market
 
         return run_market(args, settings)
+    if args.command == "keys":
+        from orderflow.keys_cli import run_keys
+
+        return run_keys(args, settings)
     if args.command == "migrate":
         from sinks.migrate import migrate
 

@@ -38,6 +38,7 @@ from solders.keypair import Keypair
 from orderflow.embedded import (
     EmbeddedProcess,
     free_port,
+    ports,
     spawn_child,
     start_broker,
     start_durable_broker,
@@ -221,9 +222,11 @@ class Stack:
     def start_broker(self) -> str:
         o = self.options
         broker_dir = o.broker_dir or o.data_dir / "broker"
-        if o.durable_broker:
-            broker: Any = start_durable_broker(None, broker_dir, host=o.host)
+        if o.durable_broker:  # same port as last time in this data dir, when free
+            broker: Any = start_durable_broker(
+                ports.saved_port(o.data_dir, "broker", o.host), broker_dir, host=o.host)
             port = broker.port
+            ports.save(o.data_dir, broker=port)
             self._add("broker", broker,
                       lambda: start_durable_broker(port, broker_dir, host=o.host))
         else:  # memory storage: a restart would come back empty, so there is none
@@ -240,8 +243,11 @@ class Stack:
         if server is None:
             pg_dir = o.postgres_dir or o.data_dir / "postgres"
             database = o.postgres_database
-            pg, server = start_postgres(pg_dir, host=o.host, database=database)
+            pg, server = start_postgres(pg_dir, host=o.host, database=database,
+                                        port=ports.saved_port(o.data_dir, "postgres", o.host))
             port = int(server.rsplit(":", 1)[1].split("/")[0])
+            if not o.postgres_dir:  # the data dir's own database: remembered with it
+                ports.save(o.data_dir, postgres=port, postgres_dsn=server)
             self._add("postgres", pg,
                       lambda: start_postgres(pg_dir, port=port, host=o.host,
                                              database=database)[0])

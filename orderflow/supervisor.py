@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 import time
 
+from orderflow.port_check import check_ports
 from orderflow.settings import Settings, redact
 from orderflow.stack import Stack, StackOptions
 from pipeline.errors import ConfigError
@@ -30,6 +32,11 @@ def run_up(settings: Settings) -> int:
     (its chain lives in memory), so its death stops everything. Stop order: ingress
     (no new orders), worker (drains), localnet, then the infrastructure.
     """
+    try:
+        check_ports(settings)
+    except ConfigError as exc:
+        print(f"orderflow up: {exc.message}", file=sys.stderr, flush=True)
+        return 2
     stop_requested = False
 
     def on_signal(signum: int, _frame: object) -> None:
