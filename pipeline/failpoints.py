@@ -14,7 +14,7 @@ import signal
 from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
-POINTS = frozenset({"after_build", "after_broadcast", "while_confirming"})
+POINTS = frozenset({"after_build", "after_broadcast", "while_confirming", "after_trigger"})
 
 
 class Failpoints:

@@ -29,6 +29,7 @@ from psycopg_pool import AsyncConnectionPool
 from pipeline import topics
 from pipeline.config import ExecutorConfig
 from pipeline.errors import BrokerUnavailable
+from pipeline.failpoints import Failpoints
 from pipeline.kafka_outbox import BROKER_ERRORS, PRODUCE_TIMEOUT_S
 from pipeline.lifecycle import OrderStatus, OrderTriggered, apply
 from pipeline.metrics import EngineMetrics
@@ -37,7 +38,7 @@ from pipeline.status_out import StatusPublisher
 from pipeline.tasks import spawn
 from pipeline.trigger import TriggerEngine, command_of, pair_key, partition_of
 from pipeline.trigger_store import PgTriggerStore
-from pipeline.wire import ExecuteOrder, decode_execute_order
+from pipeline.wire import ExecuteOrder, StatusEvent, decode_execute_order
 
 log = logging.getLogger(__name__)
 EXPIRY_TICK_S = 0.25
@@ -64,6 +65,7 @@ class TriggerService(Service):
         self.partitions = partitions
         self.topic = app.topic(topics.OPEN_ORDERS, key_type=bytes, value_type=bytes)
         self.status = StatusPublisher(engine.outbox, metrics, budget_s=30.0)
+        self._failpoints = Failpoints(config.failpoints)
         self.trigger: TriggerEngine | None = None
         self.ready = asyncio.Event()
         self._pool: AsyncConnectionPool | None = None
@@ -132,7 +134,10 @@ class TriggerService(Service):
 
     async def _fire(self, cmd: ExecuteOrder, attempt: int, event: OrderTriggered) -> None:
         order = apply(replace(cmd.to_order(), status=OrderStatus.OPEN, attempt=attempt), event)
-        await self.status.announce(order, cmd)
+        # Acknowledged before the execution starts: a crash after this point still shows
+        # the trigger (the order itself is resumed from its ``triggered`` journal row).
+        await self.status.emit(StatusEvent.of(order, client_ref=cmd.client_ref), wait=True)
+        self._failpoints.hit("after_trigger")  # crash tests: triggered, not yet executing
         self._run(cmd)
 
     async def _expire(self, order_id: str) -> None:
