@@ -104,6 +104,14 @@ def verify(stored: StoredKey | None, secret: str) -> ApiKey | None:
     return None if stored.key.revoked_at is not None else stored.key
 
 
+def scoped_key(idempotency_key: str | None, key: ApiKey) -> str | None:
+    """An Idempotency-Key within one API key's space (two keys' equal idempotency keys are
+    different orders); within the idempotency key's 128 characters."""
+    if idempotency_key is None:
+        return None
+    return f"{key.key_id}:{hashlib.sha256(idempotency_key.encode()).hexdigest()}"
+
+
 class ApiKeyStore(Protocol):
     """Where keys and the orders each key submitted are kept.
 

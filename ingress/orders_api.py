@@ -9,6 +9,8 @@ from aiohttp import hdrs, web
 from aiohttp.http_exceptions import PayloadEncodingError
 from aiohttp.web_protocol import RequestPayloadError
 
+from ingress.api_keys import ApiKeyStore, scoped_key
+from ingress.auth import request_key
 from ingress.connections import BODY_TIMEOUT_S
 from ingress.idempotency import (
     IDEMPOTENCY_HEADER,
@@ -19,6 +21,7 @@ from ingress.idempotency import (
 )
 from ingress.intake import OrderIntake, OrderNotAccepted
 from ingress.metrics import IngressMetrics
+from ingress.order_filters import parse_filter
 from ingress.order_request import UnsupportedOrderType, parse_order_request
 from ingress.ports import OrderStore
 from ingress.records import PageCursor
@@ -34,10 +37,12 @@ ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")  # the orders contract's orderId
 
 
 class OrdersApi:
-    def __init__(self, intake: OrderIntake, store: OrderStore, metrics: IngressMetrics) -> None:
+    def __init__(self, intake: OrderIntake, store: OrderStore, metrics: IngressMetrics,
+                 owners: ApiKeyStore | None = None) -> None:
         self._intake = intake
         self._store = store
         self._metrics = metrics
+        self._owners = owners  # which API key submitted which order
 
     def _reject(self, status: int, code: str, message: str, field: str | None = None
                 ) -> web.Response:
@@ -83,6 +88,11 @@ class OrdersApi:
         except InvalidOrder as exc:
             status = 422 if isinstance(exc, UnsupportedOrderType) else 400
             return self._reject(status, exc.code, exc.message, exc.field)
+        api_key = request_key(request)
+        if api_key is not None:  # attributed before it exists: an accepted order is never
+            key = scoped_key(key, api_key)  # unattributed; keys' idempotency keys are apart
+            assert self._owners is not None
+            await self._owners.record_order(order.order_id, api_key.key_id)
         try:
             claim = await self._intake.submit(order, key)
         except IdempotencyKeyReused as exc:
@@ -111,20 +121,28 @@ class OrdersApi:
         """``GET /api/orders/{orderId}``: the order as persisted, with its event history."""
         order_id = request.match_info["orderId"]
         record = await self._store.get_order(order_id) if ORDER_ID.match(order_id) else None
+        api_key = request_key(request)
+        if record is not None and api_key is not None and self._owners is not None \
+                and not await self._owners.owned(api_key.key_id, [order_id]):
+            record = None  # another key's order: as if it did not exist
         if record is None:
             return error_response(404, "order_not_found", f"no order {order_id!r}", "orderId")
         events = await self._store.events_for([order_id])
         return json_response(order_detail(record, events))
 
     async def list_orders(self, request: web.Request) -> web.Response:
-        """``GET /api/orders?limit=&before=``: newest first, keyset-paged by an opaque cursor."""
+        """``GET /api/orders?limit=&before=&status=&type=&venue=&token=&from=&to=``: newest
+        first, keyset-paged by an opaque cursor, filtered (ingress/order_filters.py)."""
+        api_key = request_key(request)
         try:
             limit = _limit(request.query.get("limit"))
             raw_before = request.query.get("before")
             before = PageCursor.decode(raw_before) if raw_before else None
+            where = parse_filter(request.query,
+                                 owner=None if api_key is None else api_key.key_id)
         except InvalidOrder as exc:
             return json_response(error_of(exc), status=400)
-        records = await self._store.list_orders(limit + 1, before)
+        records = await self._store.list_orders(limit + 1, before, where)
         page = records[:limit]
         next_before = page[-1].cursor.encode() if len(records) > limit else None
         return json_response({"orders": [order_summary(r) for r in page],

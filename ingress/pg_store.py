@@ -12,6 +12,7 @@ import psycopg
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from ingress.order_filters import OrderFilter, where_sql
 from ingress.ports import StoreUnavailable
 from ingress.records import OrderRecord, PageCursor, datetime_to_ms
 from pipeline.lifecycle import OrderStatus
@@ -40,12 +41,13 @@ class PostgresOrderStore:
             row = await cur.fetchone()
         return _record(row) if row else None
 
-    async def list_orders(self, limit: int, before: PageCursor | None = None
-                          ) -> list[OrderRecord]:
-        params: list[object] = [limit]
+    async def list_orders(self, limit: int, before: PageCursor | None = None,
+                          where: OrderFilter | None = None) -> list[OrderRecord]:
+        conds, params = where_sql(where or OrderFilter())
         if before is not None:
-            params = [before.submitted_at, before.order_id, limit]
-        sql = list_orders_sql(after_cursor=before is not None)
+            params += [before.submitted_at, before.order_id]
+        params.append(limit)
+        sql = list_orders_sql(after_cursor=before is not None, conditions=conds)
         async with self._cursor() as cur:
             await cur.execute(sql, params)
             rows = await cur.fetchall()

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from ingress.order_filters import OrderFilter
 from ingress.records import OrderRecord, PageCursor
 from pipeline.errors import TransientError
 from pipeline.wire import StatusEvent
@@ -51,9 +52,10 @@ class OrderStore(Protocol):
 
     async def get_order(self, order_id: str) -> OrderRecord | None: ...
 
-    async def list_orders(self, limit: int, before: PageCursor | None = None
-                          ) -> list[OrderRecord]:
-        """Newest first by (submitted_at, order_id), strictly older than ``before``."""
+    async def list_orders(self, limit: int, before: PageCursor | None = None,
+                          where: OrderFilter | None = None) -> list[OrderRecord]:
+        """Newest first by (submitted_at, order_id), strictly older than ``before``, only
+        those ``where`` matches."""
         ...
 
     async def events_for(self, order_ids: Sequence[str]) -> list[StatusEvent]:

@@ -35,6 +35,8 @@ from contextlib import contextmanager
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from ingress.api_keys import ApiKeyStore, scoped_key
+from ingress.auth import request_key
 from ingress.hub import SlowSubscriber, StatusHub
 from ingress.idempotency import WS_KEY_FIELD, IdempotencyKeyBusy, IdempotencyKeyReused
 from ingress.intake import OrderIntake, OrderNotAccepted
@@ -59,7 +61,8 @@ _connection_ids = itertools.count(1)
 
 class WebSocketApi:
     def __init__(self, intake: OrderIntake, store: OrderStore, hub: StatusHub,
-                 metrics: IngressMetrics) -> None:
+                 metrics: IngressMetrics, owners: ApiKeyStore | None = None) -> None:
+        self._owners = owners  # which API key submitted which order
         self._intake = intake
         self._store = store
         self._hub = hub
@@ -82,6 +85,15 @@ class WebSocketApi:
             order_id = request.query.get("orderId")
             if order_id is not None and not ORDER_ID.match(order_id):
                 await _fail(ws, "invalid_order_id", "orderId is not a valid order id", "orderId")
+                return ws
+            api_key = request_key(request)
+            if api_key is not None and (order_id is None or self._owners is None or not
+                                        await self._owners.owned(api_key.key_id, [order_id])):
+                # a key follows its own orders, one at a time (the all-orders stream is
+                # every key's: loopback without a key only)
+                await _fail(ws, "order_not_found" if order_id else "order_id_required",
+                            "an API key follows its own orders: ?orderId=<one of them>",
+                            "orderId")
                 return ws
             after = request.query.get("after")
             try:
@@ -117,7 +129,11 @@ class WebSocketApi:
             self._metrics.orders_rejected.labels(code=exc.code).inc()
             await _fail(ws, exc.code, exc.message, exc.field)
             return ws
+        api_key = request_key(request)
         try:
+            if api_key is not None and self._owners is not None:  # as POST does
+                key = scoped_key(key, api_key)
+                await self._owners.record_order(order.order_id, api_key.key_id)
             claim = await self._intake.submit(order, key)
         except IdempotencyKeyReused as exc:
             self._metrics.orders_rejected.labels(code=exc.code).inc()

@@ -4,6 +4,8 @@ The ingress runs them (``ingress/pg_store.py``) and maps the rows to its own rec
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 ORDER_COLUMNS = """order_id, status, attempt, source, token_in, token_out, amount_in,
     slippage_bps, client_ref, venue, quotes, expected_out, min_out, tx_signature, slot,
     amount_in_actual, amount_out, executed_price, error_code, error_message, submitted_at,
@@ -12,10 +14,12 @@ ORDER_COLUMNS = """order_id, status, attempt, source, token_in, token_out, amoun
 GET_ORDER = f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = %s"
 
 
-def list_orders_sql(*, after_cursor: bool) -> str:
-    """Newest first, keyset-paged on ``(submitted_at, order_id)``: parameters are
-    ``[limit]``, or ``[submitted_at, order_id, limit]`` with a cursor."""
-    where = "WHERE (submitted_at, order_id) < (%s, %s)" if after_cursor else ""
+def list_orders_sql(*, after_cursor: bool, conditions: Sequence[str] = ()) -> str:
+    """Newest first, keyset-paged on ``(submitted_at, order_id)``: parameters are the
+    ``conditions``' own, then ``[limit]``, or ``[submitted_at, order_id, limit]`` with a
+    cursor."""
+    conds = [*conditions, *(["(submitted_at, order_id) < (%s, %s)"] if after_cursor else [])]
+    where = f"WHERE {' AND '.join(conds)}" if conds else ""
     return (f"SELECT {ORDER_COLUMNS} FROM orders {where} "
             "ORDER BY submitted_at DESC, order_id DESC LIMIT %s")
 

@@ -116,3 +116,52 @@ async def test_an_ingress_beyond_loopback_requires_a_key(dsn: str, topics: str,
             assert resp.status == 200
         async with http.get(url, headers=auth) as resp:
             assert resp.status == 429 and resp.headers["Retry-After"] == "2"
+
+
+async def test_order_filters_and_ownership_in_sql(dsn: str, store: PostgresApiKeyStore) -> None:
+    """The same filters the unit tests check on the double, run as SQL on the real table."""
+    from datetime import UTC, datetime, timedelta
+
+    from ingress.order_filters import OrderFilter
+    from ingress.pg_store import PostgresOrderStore
+    from pipeline.tokens import SOL, USDC, USDT
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [("sqlf-1", "confirmed", "raydium", SOL.mint, USDC.mint, "market", 0),
+            ("sqlf-2", "failed", "meteora", SOL.mint, USDC.mint, "market", 1),
+            ("sqlf-3", "open", None, USDT.mint, USDC.mint, "limit", 2)]
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        for oid, status, venue, tin, tout, kind, sec in rows:
+            await conn.execute(
+                "INSERT INTO orders (order_id, status, rank, source, token_in, token_out,"
+                " amount_in, slippage_bps, venue, submitted_at, updated_at, order_type)"
+                " VALUES (%s, %s, 1, 'http', %s, %s, 1000, 50, %s, %s, now(), %s)",
+                (oid, status, tin, tout, venue, t0 + timedelta(seconds=sec), kind))
+    owner = new_key("sql-owner", "read")
+    await store.create(owner)
+    await store.record_order("sqlf-2", owner.key.key_id)
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        dsn, min_size=1, max_size=1, open=False, kwargs={"autocommit": True})
+    await pool.open(wait=True, timeout=10)
+    try:
+        orders = PostgresOrderStore(pool)
+
+        async def ids(**f: Any) -> list[str]:
+            found = await orders.list_orders(10, None, OrderFilter(**f))
+            return [r.order_id for r in found if r.order_id.startswith("sqlf-")]
+
+        assert await ids(statuses=("failed", "open")) == ["sqlf-3", "sqlf-2"]
+        assert await ids(types=("limit",)) == ["sqlf-3"]
+        assert await ids(venue="raydium") == ["sqlf-1"]
+        assert await ids(token=USDT.mint) == ["sqlf-3"]
+        assert await ids(submitted_from=t0 + timedelta(seconds=1),
+                         submitted_to=t0 + timedelta(seconds=2)) == ["sqlf-2"]
+        assert await ids(owner=owner.key.key_id) == ["sqlf-2"]
+        assert await ids(owner=owner.key.key_id, statuses=("confirmed",)) == []
+        where = OrderFilter(token=SOL.mint)  # a filter and a cursor: the parameters' order
+        first = next(r for r in await orders.list_orders(50, None, where)
+                 if r.order_id.startswith("sqlf-"))
+        after = await orders.list_orders(10, first.cursor, where)
+        assert [r.order_id for r in after if r.order_id.startswith("sqlf-")] == ["sqlf-1"]
+    finally:
+        await pool.close()

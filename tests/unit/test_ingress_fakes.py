@@ -22,6 +22,7 @@ from ingress.config import IngressConfig
 from ingress.hub import StatusHub
 from ingress.idempotency import IdempotencyStore, InMemoryIdempotencyStore
 from ingress.metrics import IngressMetrics
+from ingress.order_filters import OrderFilter
 from ingress.ports import BrokerUnavailable, OrderBus, OrderStore
 from ingress.records import OrderRecord, PageCursor, ms_to_datetime
 from orderflow.settings import REPO_ROOT
@@ -92,18 +93,32 @@ class FakeStore:
         self.healthy = True
         self.events_gate: asyncio.Event | None = None  # when set, events_for waits for it
         self.events_reads = 0
+        self.owners: dict[str, str] = {}  # orderId -> API key id (for OrderFilter.owner)
 
     async def get_order(self, order_id: str) -> OrderRecord | None:
         return self.orders.get(order_id)
 
-    async def list_orders(self, limit: int, before: PageCursor | None = None
-                          ) -> list[OrderRecord]:
+    async def list_orders(self, limit: int, before: PageCursor | None = None,
+                          where: OrderFilter | None = None) -> list[OrderRecord]:
         rows = sorted(self.orders.values(), key=lambda r: (r.submitted_at, r.order_id),
                       reverse=True)
+        if where is not None:
+            rows = [r for r in rows if self.matches(r, where)]
         if before is not None:
             rows = [r for r in rows if (r.submitted_at, r.order_id)
                     < (before.submitted_at, before.order_id)]
         return rows[:limit]
+
+    def matches(self, r: OrderRecord, f: OrderFilter) -> bool:
+        """What the SQL of ingress/order_filters.where_sql selects (records are market
+        orders; ``owners`` maps an order to the API key that submitted it)."""
+        return ((not f.statuses or r.status in f.statuses)
+                and (not f.types or "market" in f.types)
+                and (f.venue is None or r.venue == f.venue)
+                and (f.token is None or f.token in (r.token_in, r.token_out))
+                and (f.submitted_from is None or r.submitted_at >= f.submitted_from)
+                and (f.submitted_to is None or r.submitted_at < f.submitted_to)
+                and (f.owner is None or self.owners.get(r.order_id) == f.owner))
 
     async def events_for(self, order_ids: Sequence[str]) -> list[StatusEvent]:
         self.events_reads += 1
