@@ -107,8 +107,8 @@ def build_app(config: IngressConfig, *, producer: OrderBus, store: OrderStore, h
     metrics = metrics if metrics is not None else IngressMetrics()
     keys = idempotency if idempotency is not None else InMemoryIdempotencyStore()
     intake = OrderIntake(producer, metrics, keys)
-    orders = OrdersApi(intake, store, metrics)
-    sockets = WebSocketApi(intake, store, hub, metrics)
+    orders = OrdersApi(intake, store, metrics, api_keys)
+    sockets = WebSocketApi(intake, store, hub, metrics, api_keys)
     health = HealthApi(config.rpc_url, producer, store, metrics, workers)
     market = market if market is not None else MarketApi(
         None, VenueSet(), balances=None, wallet=None)
