@@ -29,6 +29,7 @@ from pipeline.errors import EngineUnavailable, InvalidOrder
 from pipeline.lifecycle import OrderTriggered
 from pipeline.model import OrderType
 from pipeline.price_feed import Pair, pair_of
+from pipeline.sniper import NewPool, OpenSniper, PoolProbe, SniperBook, refusal
 from pipeline.trigger_book import OpenLimit, TriggerBook, sweep
 from pipeline.trigger_curves import PairView
 from pipeline.trigger_store import TriggerStore
@@ -62,6 +63,7 @@ class Stats:
     quotes: int = 0
     fired: int = 0
     lost: int = 0  # the store said no: cancelled, expired or fired elsewhere
+    refused: int = 0  # new pools a sniper's guards refused
     last_sweep_s: float = 0.0
     trigger_latency_s: list[float] = field(default_factory=list)
 
@@ -70,6 +72,7 @@ class TriggerEngine:
     def __init__(self, store: TriggerStore, fire: Fire, *, partitions: int,
                  expire: Expire | None = None) -> None:
         self.book = TriggerBook()
+        self.snipers = SniperBook()
         self._store = store
         self._fire = fire
         self._expire = expire
@@ -85,13 +88,18 @@ class TriggerEngine:
                 or partition_of(token_a, token_b, self._partitions) in self._owned)
 
     def accept(self, cmd: ExecuteOrder) -> bool:
-        """Hold an open limit order of an owned pair; False if not ours or held already."""
-        if cmd.order_type is not OrderType.LIMIT or cmd.limit is None:
-            return False
+        """Hold an open limit or sniper order of an owned pair; False if not ours or held
+        already."""
         if not self.owns(cmd.token_in, cmd.token_out):
             return False
-        added = self.book.add(OpenLimit(cmd.order_id, cmd.token_in, cmd.token_out,
-                                        cmd.amount_in, cmd.limit.min_out))
+        if cmd.order_type is OrderType.LIMIT and cmd.limit is not None:
+            added = self.book.add(OpenLimit(cmd.order_id, cmd.token_in, cmd.token_out,
+                                            cmd.amount_in, cmd.limit.min_out))
+        elif cmd.order_type is OrderType.SNIPER and cmd.sniper is not None:
+            added = self.snipers.add(OpenSniper(cmd.order_id, cmd.token_in, cmd.token_out,
+                                                cmd.amount_in, cmd.sniper))
+        else:
+            return False
         if added and cmd.expires_at_ms is not None:
             heapq.heappush(self._expiry, (cmd.expires_at_ms, cmd.order_id))
         return added
@@ -106,6 +114,7 @@ class TriggerEngine:
         self._owned = None if partitions is None else set(partitions)
         if self._owned is not None:
             self.book.retain({d for d in self.book.directions() if self.owns(*d)})
+            self.snipers.retain(lambda pair: self.owns(*sorted(pair)))
         loaded = 0
         for doc in await self._store.open_orders():
             try:
@@ -161,6 +170,36 @@ class TriggerEngine:
         await self._fire(command_of(doc), attempt,
                          OrderTriggered(slot=slot, observed_out=observed_out))
 
+    # ---- new pools (sniper orders) ----
+
+    async def on_pool(self, pool: NewPool, probe: PoolProbe) -> None:
+        """A sighting of a new pool: each sniper order waiting for its pair is probed and
+        guarded; the first sighting that passes its guards triggers it."""
+        for order in self.snipers.waiting_for(pool):
+            result = await probe.probe(pool, order.token_in, order.token_out, order.amount_in)
+            why = refusal(order.terms, pool=pool, probe=result)
+            if why is not None:
+                self.stats.refused += 1
+                log.info("sniper %s refused: %s", order.order_id, why)
+                await self._store.refuse(order.order_id, why)
+                continue
+            if self.snipers.take(order.order_id) is None:
+                continue
+            event = OrderTriggered(slot=pool.seen_slot, observed_out=result.out,
+                                   pool=pool.address, pool_slot=pool.created_slot)
+            try:
+                won = await self._store.mark_triggered(order.order_id)
+            except EngineUnavailable as exc:
+                log.warning("sniper %s: trigger not recorded (%s)", order.order_id,
+                            exc.message)
+                self.snipers.add(order)
+                continue
+            if won is None:
+                self.stats.lost += 1
+                continue
+            self.stats.fired += 1
+            await self._fire(command_of(won[0]), won[1], event)
+
     # ---- expiry ----
 
     async def expire_due(self, now: int | None = None) -> int:
@@ -170,7 +209,7 @@ class TriggerEngine:
         count = 0
         while self._expiry and self._expiry[0][0] <= now:
             _, order_id = heapq.heappop(self._expiry)
-            if self.book.take(order_id) is not None:
+            if (self.book.take(order_id) or self.snipers.take(order_id)) is not None:
                 count += 1
                 if self._expire is not None:
                     await self._expire(order_id)

@@ -25,19 +25,25 @@ import aiohttp
 import faust
 from mode import Service
 from psycopg_pool import AsyncConnectionPool
+from solana.rpc.async_api import AsyncClient
 
 from pipeline import topics
+from pipeline.accounts import RpcAccounts
 from pipeline.config import ExecutorConfig
 from pipeline.errors import BrokerUnavailable
 from pipeline.failpoints import Failpoints
 from pipeline.kafka_outbox import BROKER_ERRORS, PRODUCE_TIMEOUT_S
 from pipeline.lifecycle import OrderStatus, OrderTriggered, apply
 from pipeline.metrics import EngineMetrics
+from pipeline.pool_watch import OnchainProbe, WsPoolWatch, watched_programs
 from pipeline.price_feed import AccountWakeups, MarketPoolsFeed, PriceFeed
+from pipeline.sniper import NewPool
 from pipeline.status_out import StatusPublisher
 from pipeline.tasks import spawn
 from pipeline.trigger import TriggerEngine, command_of, pair_key, partition_of
 from pipeline.trigger_store import PgTriggerStore
+from pipeline.venues.base import Cluster
+from pipeline.venues.raydium_cp import RAYDIUM_CP_PROGRAM
 from pipeline.wire import ExecuteOrder, StatusEvent, decode_execute_order
 
 log = logging.getLogger(__name__)
@@ -72,6 +78,7 @@ class TriggerService(Service):
         self._session: aiohttp.ClientSession | None = None
         self._assigned: set[int] | None = None
         self._store: PgTriggerStore | None = None
+        self.pool_watch: WsPoolWatch | None = None
 
     async def on_start(self) -> None:
         self._pool = AsyncConnectionPool(self.config.database_url, min_size=1, max_size=4,
@@ -91,6 +98,8 @@ class TriggerService(Service):
         feed = self._feed()
         if feed is not None:
             self.add_future(feed.run(trigger.pairs, trigger.on_view))
+        if self.config.venues == "onchain":
+            self.add_future(self._watch_pools(trigger))
         self.add_future(self._expiry_loop())
         self.ready.set()
 
@@ -103,6 +112,22 @@ class TriggerService(Service):
         log.warning("no price feed for venues=%s yet: limit orders stay open until they "
                     "expire", c.venues)
         return None
+
+    async def _watch_pools(self, trigger: TriggerEngine) -> None:
+        """Sniper orders: new pools of both programs, from the PubSub's notifications."""
+        program = RAYDIUM_CP_PROGRAM[Cluster(self.config.cluster)]
+        async with AsyncClient(self.config.solana_rpc_url, timeout=10) as client:
+            reader = RpcAccounts(client)
+            probe = OnchainProbe(reader, program)
+            self.pool_watch = WsPoolWatch(pubsub_url(self.config.solana_rpc_url), reader,
+                                          watched_programs(program))
+
+            async def on_pool(pool: NewPool) -> None:
+                try:
+                    await trigger.on_pool(pool, probe)
+                except Exception as exc:  # one bad sighting must not stop the watch
+                    log.warning("new pool %s: %r", pool.address, exc)
+            await self.pool_watch.run(on_pool)
 
     async def on_stop(self) -> None:
         if self._session is not None:

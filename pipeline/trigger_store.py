@@ -37,6 +37,10 @@ class TriggerStore(Protocol):
 
     async def command(self, order_id: str) -> dict[str, Any] | None: ...
 
+    async def refuse(self, order_id: str, reason: str) -> None:
+        """Keep why a sniper's guards refused a pool on its (still open) row."""
+        ...
+
 
 class PgTriggerStore:
     def __init__(self, pool: AsyncConnectionPool) -> None:
@@ -73,3 +77,8 @@ class PgTriggerStore:
         rows = await self._fetch("SELECT command FROM executions WHERE order_id = %s",
                                  (order_id,))
         return rows[0][0] if rows else None
+
+    async def refuse(self, order_id: str, reason: str) -> None:
+        await self._fetch("UPDATE executions SET error_code = 'sniper_refused', "
+                          "error_message = %s, updated_at = now() WHERE order_id = %s "
+                          "AND status = 'open' RETURNING order_id", (reason, order_id))

@@ -59,6 +59,9 @@ class _Store:
     async def command(self, order_id: str) -> dict[str, Any] | None:
         return None
 
+    async def refuse(self, order_id: str, reason: str) -> None:
+        return None
+
 
 def _orders(n: int, price: float, rng: random.Random) -> list[ExecuteOrder]:
     """Half sell SOL above the market, half buy SOL below it; none fillable yet."""

@@ -6,12 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from solders.pubkey import Pubkey
 
 from dexmath import cpmm
 from pipeline.errors import JournalUnavailable
 from pipeline.lifecycle import OrderTriggered
-from pipeline.model import LimitTerms, OrderType
+from pipeline.model import LimitTerms, OrderType, SniperTerms, Venue
 from pipeline.price_feed import pair_of
+from pipeline.sniper import NewPool, Probe
 from pipeline.tokens import SOL, USDC, USDT
 from pipeline.trigger import TriggerEngine, partition_of
 from pipeline.trigger_curves import CpmmCurve, PairView
@@ -40,6 +42,7 @@ class Store:
     def __init__(self) -> None:
         self.rows: dict[str, tuple[str, dict[str, Any]]] = {}
         self.down = False
+        self.refusals: list[tuple[str, str]] = []
 
     def put(self, cmd: ExecuteOrder, status: str = "open") -> None:
         self.rows[cmd.order_id] = (status, cmd.to_json())
@@ -61,6 +64,9 @@ class Store:
 
     async def command(self, order_id: str) -> dict[str, Any] | None:
         return self.rows[order_id][1]
+
+    async def refuse(self, order_id: str, reason: str) -> None:
+        self.refusals.append((order_id, reason))
 
 
 class Rig:
@@ -157,3 +163,76 @@ def test_only_limit_orders_enter_the_book(order_type: OrderType) -> None:
     r = Rig()
     cmd = ExecuteOrder("m-1", SOL.mint, USDC.mint, ONE_SOL, 50, now_ms())
     assert cmd.order_type is order_type and not r.engine.accept(cmd)
+
+
+# ---- sniper orders ----
+
+NEW_TOKEN = str(Pubkey.from_string("4uQeVj5tqViQh7yWWGStvkEG1Zmhx6uasJtWCJziofM"))
+
+
+def sniper(order_id: str, *, min_liquidity: int = 10 * ONE_SOL, min_out: int | None = None,
+           max_delay: int | None = 5, max_impact: int | None = 500) -> ExecuteOrder:
+    now = now_ms()
+    return ExecuteOrder(order_id, SOL.mint, NEW_TOKEN, ONE_SOL // 2, 50, now,
+                        order_type=OrderType.SNIPER, expires_at_ms=now + 60_000,
+                        sniper=SniperTerms(min_liquidity, min_out, max_impact, max_delay))
+
+
+def pool(created: int = 100, seen: int = 101) -> NewPool:
+    return NewPool(Venue.RAYDIUM, "Pool1111", NEW_TOKEN, SOL.mint, ("vault-new", "vault-sol"),
+                   created, seen)
+
+
+class FixedProbe:
+    def __init__(self, probe: Probe) -> None:
+        self.result = probe
+        self.asked: list[tuple[str, str, int]] = []
+
+    async def probe(self, pool: NewPool, token_in: str, token_out: str,
+                    amount_in: int) -> Probe:
+        self.asked.append((pool.vault_of(token_in), token_out, amount_in))
+        return self.result
+
+
+async def test_a_sniper_buys_the_first_pool_that_passes_its_guards() -> None:
+    r = Rig()
+    r.open(sniper("snipe-0001"))
+    probe = FixedProbe(Probe(quote_liquidity=50 * ONE_SOL, out=10**9, impact_bps=90))
+    await r.engine.on_pool(pool(), probe)
+    (oid, event), = r.fired
+    assert oid == "snipe-0001" and event.pool == "Pool1111" and event.pool_slot == 100
+    assert event.slot == 101 and event.observed_out == 10**9
+    assert probe.asked == [("vault-sol", NEW_TOKEN, ONE_SOL // 2)]  # the quote side: SOL
+    await r.engine.on_pool(pool(), probe)  # seen again: nothing twice
+    assert len(r.fired) == 1
+
+
+@pytest.mark.parametrize(("terms", "probe", "reason"), [
+    ({"min_liquidity": 100 * ONE_SOL}, Probe(50 * ONE_SOL, 10**9, 90),
+     "holds 50000000000 on the quote side, below the order's minimum liquidity"),
+    ({"max_delay": 0}, Probe(50 * ONE_SOL, 10**9, 90), "past the order's maximum delay of 0"),
+    ({"min_out": 2 * 10**9}, Probe(50 * ONE_SOL, 10**9, 90), "below its maximum price"),
+    ({"max_impact": 50}, Probe(50 * ONE_SOL, 10**9, 90), "above its maximum impact of 50"),
+    ({}, Probe(50 * ONE_SOL, 0, 10_000), "pays nothing"),
+])
+async def test_a_pool_below_a_guard_is_refused_with_its_reason_and_the_order_waits(
+        terms: dict[str, int], probe: Probe, reason: str) -> None:
+    r = Rig()
+    r.open(sniper("snipe-0002", **terms))
+    await r.engine.on_pool(pool(), FixedProbe(probe))
+    assert r.fired == [] and "snipe-0002" in r.engine.snipers
+    (oid, why), = r.store.refusals
+    assert oid == "snipe-0002" and reason in why, why
+    # a later sighting that passes (funded, priced) still buys
+    await r.engine.on_pool(pool(seen=102), FixedProbe(Probe(10**6 * ONE_SOL, 10**10, 1)))
+    if "max_delay" not in terms:
+        assert [o for o, _ in r.fired] == ["snipe-0002"]
+
+
+async def test_a_pool_of_another_pair_is_not_probed() -> None:
+    r = Rig()
+    r.open(sniper("snipe-0003"))
+    other = NewPool(Venue.METEORA, "Other111", USDT.mint, SOL.mint, ("a", "b"), 5, 5)
+    probe = FixedProbe(Probe(10**12, 10**12, 1))
+    await r.engine.on_pool(other, probe)
+    assert probe.asked == [] and r.fired == []
