@@ -18,6 +18,7 @@ from ingress.config import IngressConfig
 from localnet.config import LocalnetConfig
 from pipeline.config import BrokerConfig, ExecutorConfig
 from pipeline.errors import ConfigError
+from pipeline.signature_feed import pubsub_url
 from sinks.status_sink import SinkConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -73,6 +74,17 @@ def _pairs(env: Mapping[str, str], name: str) -> tuple[tuple[str, Path], ...]:
         raise ConfigError(message=str(exc)) from None
 
 
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(message=f"{name}={raw!r} is not a switch (true/false, 1/0, on/off)")
+
+
 def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
     value = env.get(name) or default
     if value not in allowed:
@@ -125,6 +137,8 @@ class Settings:
     confirm_poll_ms: int = 200
     fetch_max_wait_ms: int = 100  # the worker consumer's long-poll (faust hard-codes 1500)
     commitment: str = "confirmed"
+    solana_ws_url: str | None = None  # None: the RPC URL's PubSub (ws, port + 1)
+    signature_subscriptions: bool = True  # confirm via signatureSubscribe (poll as fallback)
     venues: str = "local-market"  # local-market | jupiter | onchain (see pipeline/venues)
     cluster: str = "localnet"  # localnet | devnet | mainnet
     pools: tuple[tuple[str, str], ...] = ()  # ORDERFLOW_POOLS: raydium=ADDR,meteora=ADDR
@@ -188,6 +202,8 @@ class Settings:
             confirm_poll_ms=_int(env, "ORDERFLOW_CONFIRM_POLL_MS", 200, 10, 10_000),
             fetch_max_wait_ms=_int(env, "ORDERFLOW_FETCH_MAX_WAIT_MS", 100, 1, 10_000),
             commitment=commitment,
+            solana_ws_url=_url(env, "ORDERFLOW_SOLANA_WS_URL", ("ws", "wss")),
+            signature_subscriptions=_flag(env, "ORDERFLOW_SIGNATURE_SUBSCRIPTIONS", True),
             venues=_choice(env, "ORDERFLOW_VENUES", "local-market",
                            ("local-market", "jupiter", "onchain")),
             cluster=_choice(env, "ORDERFLOW_CLUSTER", "localnet",
@@ -250,12 +266,15 @@ class Settings:
             needed.append("venue_url")
         s = self.require(*needed)
         assert s.database_url and s.solana_rpc_url and s.wallet
+        ws_url = None
+        if s.signature_subscriptions:
+            ws_url = s.solana_ws_url or pubsub_url(s.solana_rpc_url)
         return ExecutorConfig(
             database_url=s.database_url, solana_rpc_url=s.solana_rpc_url,
             venue_url=s.venue_url, wallet=s.wallet, venues=s.venues, cluster=s.cluster,
             pools=s.pools, max_in_flight=s.max_in_flight,
             max_attempts=s.max_attempts, lease_s=s.lease_s, rebroadcast_ms=s.rebroadcast_ms,
-            confirm_poll_ms=s.confirm_poll_ms, commitment=s.commitment,
+            confirm_poll_ms=s.confirm_poll_ms, commitment=s.commitment, solana_ws_url=ws_url,
             failpoints=s.failpoints, max_price_impact_bps=s.max_price_impact_bps,
             max_venue_deviation_bps=s.max_venue_deviation_bps,
             max_recent_deviation_bps=s.max_recent_deviation_bps)

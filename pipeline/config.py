@@ -64,6 +64,9 @@ class ExecutorConfig:
     rebroadcast_ms: int = 2000
     confirm_poll_ms: int = 200
     commitment: str = "confirmed"
+    # Confirm through signatureSubscribe on this PubSub URL (the poll stays the judge and
+    # the fallback: pipeline/signature_feed.py); None = poll only.
+    solana_ws_url: str | None = None
     failpoints: str | None = None  # test-only crash points, see pipeline/failpoints.py
     max_price_impact_bps: int = 300
     max_venue_deviation_bps: int = 500

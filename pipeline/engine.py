@@ -34,6 +34,7 @@ from pipeline.kafka_outbox import KafkaOutbox
 from pipeline.metrics import EngineMetrics
 from pipeline.model import Venue
 from pipeline.ports import Origin
+from pipeline.signature_feed import WsSignatureFeed
 from pipeline.solana_rpc import ConfirmationWatcher, RpcChain
 from pipeline.tasks import spawn
 from pipeline.venues import JupiterVenues, Venues
@@ -85,9 +86,11 @@ class Engine(Service):
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
         self._chain = RpcChain(c.solana_rpc_url)
         chain = InstrumentedChain(self._chain, self.metrics)
+        feed = None if c.solana_ws_url is None else WsSignatureFeed(
+            c.solana_ws_url, commitment=c.commitment)
         self._watcher = ConfirmationWatcher(chain, poll_s=c.confirm_poll_ms / 1000,
                                             commitment=c.commitment,
-                                            rebroadcast_s=c.rebroadcast_ms / 1000)
+                                            rebroadcast_s=c.rebroadcast_ms / 1000, feed=feed)
         self._watcher.start()
         self.executor = OrderExecutor(
             venues=InstrumentedVenues(self._venues(), self.metrics),
@@ -103,8 +106,9 @@ class Engine(Service):
         self.add_future(self._renew_leases())
         self.add_future(self._sweep_orphans())
         self.ready.set()
-        log.info("engine %s started: wallet %s, rpc %s, venue %s", self.owner, wallet.pubkey(),
-                 c.solana_rpc_url, c.venue_url)
+        log.info("engine %s started: wallet %s, rpc %s, signatures via %s, venue %s",
+                 self.owner, wallet.pubkey(), c.solana_rpc_url,
+                 c.solana_ws_url or "the status poll only", c.venue_url)
 
     def _venues(self) -> Venues:
         """The configured venues: the Jupiter-shaped API (the local market or Jupiter), or

@@ -7,6 +7,7 @@ code path runs against the localnet, devnet and mainnet.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from pipeline.errors import (
 )
 from pipeline.reconcile import TokenBalance, TxBalances
 from pipeline.rpc_transport import AiohttpTransport
+from pipeline.signature_feed import SignatureFeed
 from pipeline.tasks import spawn
 from pipeline.tokens import WSOL_MINT
 
@@ -255,11 +257,15 @@ class ConfirmationWatcher:
     """Waits for many signatures with one batched ``getSignatureStatuses`` loop.
 
     Awaiting a confirmation parks a future here instead of holding a partition:
-    one poll round serves every in-flight order of the process.
+    one poll round serves every in-flight order of the process. With a ``feed``
+    (:mod:`pipeline.signature_feed`), a notification makes the loop ask about that signature
+    at once; while the feed is live the full rounds (expiry, rebroadcast, missed
+    notifications) run every ``live_poll_s`` instead of every ``poll_s``.
     """
 
     def __init__(self, chain: Chain, *, poll_s: float, commitment: str,
-                 rebroadcast_s: float = 2.0, rpc_outage_s: float = 60.0) -> None:
+                 rebroadcast_s: float = 2.0, rpc_outage_s: float = 60.0,
+                 feed: SignatureFeed | None = None, live_poll_s: float = 1.0) -> None:
         self._chain = chain
         self._poll_s = poll_s
         self._rebroadcast_s = rebroadcast_s
@@ -269,12 +275,19 @@ class ConfirmationWatcher:
         self._pending: dict[str, tuple[asyncio.Future[Landed], int]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._feed = feed
+        self._live_poll_s = max(live_poll_s, poll_s)
+        self._hinted: set[str] = set()
 
     def start(self) -> None:
         if self._task is None:
+            if self._feed is not None:
+                self._feed.start(self._hint, self._wake.set)
             self._task = spawn(self._run(), name="confirmation-watcher")
 
     async def stop(self) -> None:
+        if self._feed is not None:
+            await self._feed.stop()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -304,32 +317,63 @@ class ConfirmationWatcher:
         self._pending[signature] = (fut, last_valid_block_height)
         if tx_bytes is not None:
             self._resend[signature] = (tx_bytes, loop.time())
+        if self._feed is not None:
+            self._feed.watch(signature)
         self._wake.set()
         try:
             return await fut
         finally:
             self._pending.pop(signature, None)
             self._resend.pop(signature, None)
+            self._hinted.discard(signature)
+            if self._feed is not None:
+                self._feed.unwatch(signature)
+
+    def _hint(self, signature: str) -> None:
+        if signature in self._pending:
+            self._hinted.add(signature)
+            self._wake.set()
+
+    def _interval(self) -> float:
+        live = self._feed is not None and self._feed.live
+        return self._live_poll_s if live else self._poll_s
 
     async def _run(self) -> None:
         failing_since: float | None = None
         loop = asyncio.get_running_loop()
+        last_round = -float("inf")
         while True:
+            self._wake.clear()
             if not self._pending:
-                self._wake.clear()
                 await self._wake.wait()
+                continue
+            due = last_round + self._interval()
+            if loop.time() < due and not self._hinted:
+                # asyncio.timeout, not wait_for: 3.11's wait_for swallows a cancel that
+                # arrives as the event is set (found as a hung stop).
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(due - loop.time()):
+                        await self._wake.wait()
+                continue
             try:
-                await self._poll_once()
+                if loop.time() >= due:
+                    self._hinted.clear()  # this round asks about every signature
+                    await self._poll_once()
+                    last_round = loop.time()  # the next round is an interval after this one
+                else:
+                    hinted = [s for s in self._hinted if s in self._pending]
+                    self._hinted.clear()
+                    await self._check(hinted, height=None)
                 failing_since = None
             except RpcUnavailable as exc:
                 now = loop.time()
                 failing_since = failing_since or now
+                last_round = now - self._interval() + self._poll_s  # retry at the fast pace
                 log.warning("confirmation poll failed: %s", exc.message)
                 if now - failing_since > self._outage_s:
                     for fut, _ in list(self._pending.values()):
                         if not fut.done():
                             fut.set_exception(RpcUnavailable(message=exc.message))
-            await asyncio.sleep(self._poll_s)
 
     async def _rebroadcast_due(self) -> None:
         now = asyncio.get_running_loop().time()
@@ -349,7 +393,10 @@ class ConfirmationWatcher:
         if not sigs:
             return
         await self._rebroadcast_due()
-        height = await self._chain.block_height()
+        await self._check(sigs, height=await self._chain.block_height())
+
+    async def _check(self, sigs: list[str], *, height: int | None) -> None:
+        """Ask the chain about ``sigs``; expire unknown ones only with a ``height``."""
         for start in range(0, len(sigs), MAX_STATUS_BATCH):
             batch = sigs[start:start + MAX_STATUS_BATCH]
             results = await self._chain.statuses(batch)
@@ -359,7 +406,7 @@ class ConfirmationWatcher:
                     continue
                 fut, lvbh = entry
                 if result is None:
-                    if height > lvbh:
+                    if height is not None and height > lvbh:
                         fut.set_exception(TransactionExpired(
                             message=f"{sig} did not land before block height {lvbh}"))
                     continue

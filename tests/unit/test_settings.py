@@ -43,3 +43,19 @@ def test_onchain_venues_need_no_venue_url() -> None:
     assert cfg.venues == "onchain" and cfg.venue_url is None
     with pytest.raises(ConfigError):
         Settings.from_env(base).executor_config()  # the local market needs its URL
+
+
+def test_signature_subscriptions_default_to_the_rpc_urls_pubsub() -> None:
+    base = {"ORDERFLOW_DATABASE_URL": "postgresql://x/y", "ORDERFLOW_WALLET": "[" + ",".join(
+        ["1"] * 64) + "]", "ORDERFLOW_SOLANA_RPC_URL": "http://127.0.0.1:8899",
+        "ORDERFLOW_VENUES": "onchain"}
+    assert Settings.from_env(base).executor_config().solana_ws_url == "ws://127.0.0.1:8900"
+    given = {**base, "ORDERFLOW_SOLANA_WS_URL": "wss://ws.example/key"}
+    assert Settings.from_env(given).executor_config().solana_ws_url == "wss://ws.example/key"
+    for off in ("0", "off", "false"):
+        cfg = Settings.from_env({**given, "ORDERFLOW_SIGNATURE_SUBSCRIPTIONS": off})
+        assert cfg.executor_config().solana_ws_url is None
+    with pytest.raises(ConfigError, match="ORDERFLOW_SIGNATURE_SUBSCRIPTIONS"):
+        Settings.from_env({**base, "ORDERFLOW_SIGNATURE_SUBSCRIPTIONS": "maybe"})
+    with pytest.raises(ConfigError, match="ORDERFLOW_SOLANA_WS_URL"):
+        Settings.from_env({**base, "ORDERFLOW_SOLANA_WS_URL": "http://h:1"})
