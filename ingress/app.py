@@ -27,6 +27,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
+from ingress.api_docs import register as register_docs
 from ingress.api_keys import ApiKeyStore
 from ingress.auth import Auth, is_loopback
 from ingress.config import IngressConfig
@@ -126,6 +127,7 @@ def build_app(config: IngressConfig, *, producer: OrderBus, store: OrderStore, h
     app.router.add_get("/api/markets", market.markets)
     app.router.add_get("/api/wallet", market.wallet)
     app.router.add_get("/api/openapi.json", openapi_document)
+    register_docs(app)  # /docs: the reference page over that document
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/metrics", health.metrics)
     if config.ui_dir is not None:
