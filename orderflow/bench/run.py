@@ -258,6 +258,7 @@ def _environment(opts: BenchOptions, settings: Settings, stack: EmbeddedStack | 
         "localnet_slot_ms_configured": settings.localnet_slot_ms if stack else None,
         "max_in_flight": settings.max_in_flight if stack else None,
         "confirm_poll_ms": settings.confirm_poll_ms if stack else None,
+        "signature_subscriptions": settings.signature_subscriptions if stack else None,
         "versions": versions(),
         "run_dir": str(stack.run_dir) if stack else None,
     }

@@ -75,8 +75,12 @@ class EmbeddedStack:
             assert s.venue_url is not None and s.rpc_url is not None
             self.trace = EdgeTrace(s.venue_url.removesuffix("/swap/v1"), s.rpc_url)
             await self.trace.start(self.settings.http_host)
+            # The PubSub stays the localnet's own (the proxy's port + 1 serves nothing):
+            # notifications only hint; the status polls they trigger go through the proxy.
             worker_env = {"ORDERFLOW_SOLANA_RPC_URL": self.trace.rpc_url,
-                          "ORDERFLOW_VENUE_URL": self.trace.venue_url}
+                          "ORDERFLOW_VENUE_URL": self.trace.venue_url,
+                          "ORDERFLOW_SOLANA_WS_URL": f"ws://{self.settings.http_host}:"
+                                                     f"{s.rpc_port + 1}"}
         await s.start_engine(worker_env)
         assert s.bootstrap is not None
         procs = {"bench": os.getpid(), **s.processes()}
