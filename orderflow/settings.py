@@ -18,7 +18,9 @@ from ingress.config import IngressConfig
 from localnet.config import LocalnetConfig
 from pipeline.config import BrokerConfig, ExecutorConfig
 from pipeline.errors import ConfigError
+from pipeline.guards import PriceLimits
 from pipeline.signature_feed import pubsub_url
+from pipeline.venue_set import VenueSet
 from sinks.status_sink import SinkConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -142,6 +144,9 @@ class Settings:
     venues: str = "local-market"  # local-market | jupiter | onchain (see pipeline/venues)
     cluster: str = "localnet"  # localnet | devnet | mainnet
     pools: tuple[tuple[str, str], ...] = ()  # ORDERFLOW_POOLS: raydium=ADDR,meteora=ADDR
+    jupiter_api_key: str | None = dataclasses.field(default=None, repr=False)  # never logged
+    jupiter_priority_level: str = "veryHigh"  # medium | high | veryHigh (Jupiter v1)
+    jupiter_max_priority_lamports: int = 1_000_000  # cap of Jupiter's priority fee per swap
     max_price_impact_bps: int = 300  # an order's default price-impact bound (pipeline/guards)
     max_venue_deviation_bps: int = 500  # winning quote vs the other venue
     max_recent_deviation_bps: int = 500  # winning quote vs recent fills (+ the impact bound)
@@ -208,6 +213,11 @@ class Settings:
                            ("local-market", "jupiter", "onchain")),
             cluster=_choice(env, "ORDERFLOW_CLUSTER", "localnet",
                             ("localnet", "devnet", "mainnet")),
+            jupiter_api_key=env.get("ORDERFLOW_JUPITER_API_KEY") or None,
+            jupiter_priority_level=_choice(env, "ORDERFLOW_JUPITER_PRIORITY_LEVEL", "veryHigh",
+                                           ("medium", "high", "veryHigh")),
+            jupiter_max_priority_lamports=_int(env, "ORDERFLOW_JUPITER_MAX_PRIORITY_LAMPORTS",
+                                               1_000_000, 0, 100_000_000),
             pools=_pools(env.get("ORDERFLOW_POOLS", "")),
             max_price_impact_bps=_int(env, "ORDERFLOW_MAX_PRICE_IMPACT_BPS", 300, 1, 10_000),
             max_venue_deviation_bps=_int(env, "ORDERFLOW_MAX_VENUE_DEVIATION_BPS", 500, 0,
@@ -272,7 +282,10 @@ class Settings:
         return ExecutorConfig(
             database_url=s.database_url, solana_rpc_url=s.solana_rpc_url,
             venue_url=s.venue_url, wallet=s.wallet, venues=s.venues, cluster=s.cluster,
-            pools=s.pools, max_in_flight=s.max_in_flight,
+            pools=s.pools, jupiter_api_key=s.jupiter_api_key,
+            jupiter_priority_level=s.jupiter_priority_level,
+            jupiter_max_priority_lamports=s.jupiter_max_priority_lamports,
+            max_in_flight=s.max_in_flight,
             max_attempts=s.max_attempts, lease_s=s.lease_s, rebroadcast_ms=s.rebroadcast_ms,
             confirm_poll_ms=s.confirm_poll_ms, commitment=s.commitment, solana_ws_url=ws_url,
             failpoints=s.failpoints, max_price_impact_bps=s.max_price_impact_bps,
@@ -289,12 +302,34 @@ class Settings:
         """What ``orderflow ingress`` runs with; needs the broker and the database."""
         self.require("kafka_bootstrap", "database_url")
         assert self.kafka_bootstrap is not None and self.database_url is not None
+        quoting = self.solana_rpc_url is not None and self.wallet is not None and (
+            self.venues == "onchain" or self.venue_url is not None)
         return IngressConfig(
             bootstrap=self.kafka_bootstrap, database_url=self.database_url,
             host=self.http_host, port=self.http_port, rpc_url=self.solana_rpc_url,
             ui_dir=self.ui_dir, allowed_origins=self.allowed_origins,
             orders_partitions=self.orders_partitions,
-            status_partitions=self.status_partitions, app_id=self.app_id)
+            status_partitions=self.status_partitions, app_id=self.app_id,
+            venues=self.venue_set() if quoting else None,
+            wallet_address=self.wallet_address(),
+            price_limits=PriceLimits(self.max_price_impact_bps, self.max_venue_deviation_bps,
+                                     self.max_recent_deviation_bps))
+
+    def venue_set(self) -> VenueSet:
+        """The venues the executor trades on (the ingress quotes on the same)."""
+        return VenueSet(
+            kind=self.venues, venue_url=self.venue_url, cluster=self.cluster, pools=self.pools,
+            jupiter_api_key=self.jupiter_api_key,
+            jupiter_priority_level=self.jupiter_priority_level,
+            jupiter_max_priority_lamports=self.jupiter_max_priority_lamports)
+
+    def wallet_address(self) -> str | None:
+        """The wallet's public address (the ingress shows it; it never holds the key)."""
+        if self.wallet is None:
+            return None
+        from pipeline.wallet import load_keypair
+
+        return str(load_keypair(self.wallet).pubkey())
 
     def localnet_config(self) -> LocalnetConfig:
         """The localnet's own configuration (it reads nothing of the engine's settings)."""

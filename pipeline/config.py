@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipeline.venue_set import VenueSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,9 @@ class ExecutorConfig:
     venues: str = "local-market"  # local-market | jupiter | onchain
     cluster: str = "localnet"  # localnet | devnet | mainnet: picks the programs' ids
     pools: tuple[tuple[str, str], ...] = ()  # (venue, pool address): skip program scans
+    jupiter_api_key: str | None = None  # x-api-key (Jupiter's portal); never in repr or logs
+    jupiter_priority_level: str = "veryHigh"  # Jupiter v1 priorityLevelWithMaxLamports
+    jupiter_max_priority_lamports: int = 1_000_000
     max_in_flight: int = 512
     max_attempts: int = 3
     lease_s: int = 10
@@ -71,6 +77,15 @@ class ExecutorConfig:
     max_price_impact_bps: int = 300
     max_venue_deviation_bps: int = 500
     max_recent_deviation_bps: int = 500
+
+    def venue_set(self) -> VenueSet:
+        """The venues this executor trades on (the ingress quotes on the same ones)."""
+        from pipeline.venue_set import VenueSet  # venue clients: only where venues are built
+
+        return VenueSet(kind=self.venues, venue_url=self.venue_url, cluster=self.cluster,
+                        pools=self.pools, jupiter_api_key=self.jupiter_api_key,
+                        jupiter_priority_level=self.jupiter_priority_level,
+                        jupiter_max_priority_lamports=self.jupiter_max_priority_lamports)
 
     def __repr__(self) -> str:  # the wallet may be the key itself: never in a log line
         return (f"ExecutorConfig(rpc={self.solana_rpc_url!r}, venue={self.venue_url!r}, "

@@ -19,7 +19,6 @@ import faust
 from faust.types import EventT
 from mode import Service
 from psycopg_pool import AsyncConnectionPool
-from solders.pubkey import Pubkey
 
 from pipeline.accounts import RpcAccounts
 from pipeline.config import ExecutorConfig
@@ -32,18 +31,14 @@ from pipeline.instrumented import InstrumentedChain, InstrumentedVenues
 from pipeline.journal import Journal
 from pipeline.kafka_outbox import KafkaOutbox
 from pipeline.metrics import EngineMetrics
-from pipeline.model import Venue
 from pipeline.ports import Origin
 from pipeline.signature_feed import WsSignatureFeed
 from pipeline.solana_rpc import ConfirmationWatcher, RpcChain
 from pipeline.tasks import spawn
-from pipeline.venues import JupiterVenues, Venues
-from pipeline.venues.base import Cluster
-from pipeline.venues.onchain import OnchainVenues
-from pipeline.venues.onchain_pools import MeteoraDlmmPools, RaydiumCpPools
-from pipeline.venues.raydium_cp import RAYDIUM_CP_PROGRAM
+from pipeline.venue_set import build_venues
+from pipeline.venues import Venues
 from pipeline.wallet import load_keypair
-from pipeline.wire import RetryMessage, decode_execute_order
+from pipeline.wire import CancelOrder, RetryMessage, decode_orders_message
 
 log = logging.getLogger(__name__)
 Event = EventT[bytes]
@@ -93,7 +88,7 @@ class Engine(Service):
                                             rebroadcast_s=c.rebroadcast_ms / 1000, feed=feed)
         self._watcher.start()
         self.executor = OrderExecutor(
-            venues=InstrumentedVenues(self._venues(), self.metrics),
+            venues=InstrumentedVenues(self._venues(str(wallet.pubkey())), self.metrics),
             chain=chain, timer=StageTimer(self.metrics.stage), metrics=self.metrics,
             watcher=self._watcher, wallet=wallet, outbox=self.outbox,
             journal=Journal(self._pool, self.owner, lease_s=c.lease_s,
@@ -110,24 +105,11 @@ class Engine(Service):
                  self.owner, wallet.pubkey(), c.solana_rpc_url,
                  c.solana_ws_url or "the status poll only", c.venue_url)
 
-    def _venues(self) -> Venues:
-        """The configured venues: the Jupiter-shaped API (the local market or Jupiter), or
-        the Raydium CP-Swap and Meteora DLMM programs read and traded directly."""
-        c = self.config
-        if c.venues != "onchain":
-            assert c.venue_url is not None and self._session is not None
-            return JupiterVenues(c.venue_url, self._session)
-        assert self._chain is not None
-        cluster = Cluster(c.cluster)
-
-        def explicit(venue: str) -> list[Pubkey]:
-            return [Pubkey.from_string(addr) for v, addr in c.pools if v == venue]
-
-        return OnchainVenues(RpcAccounts(self._chain.client), {
-            Venue.RAYDIUM: RaydiumCpPools(RAYDIUM_CP_PROGRAM[cluster],
-                                          explicit=explicit("raydium")),
-            Venue.METEORA: MeteoraDlmmPools(explicit=explicit("meteora")),
-        })
+    def _venues(self, wallet: str) -> Venues:
+        """The configured venues, built as the ingress builds the ones it quotes on."""
+        assert self._chain is not None and self._session is not None
+        return build_venues(self.config.venue_set(), self._session,
+                            RpcAccounts(self._chain.client), taker=wallet)
 
     async def on_stop(self) -> None:
         await self._drain(DRAIN_S)
@@ -228,9 +210,12 @@ class Engine(Service):
                 rm = RetryMessage.decode(msg.value or b"")
                 cmd, attempt = rm.command, rm.attempt
             else:
-                cmd = decode_execute_order(msg.value or b"",
-                                           record_ts_ms=int(msg.timestamp * 1000))
-                attempt = None
+                command = decode_orders_message(msg.value or b"",
+                                                record_ts_ms=int(msg.timestamp * 1000))
+                if isinstance(command, CancelOrder):
+                    await self._cancel(ev, command)
+                    return
+                cmd, attempt = command, None
         except InvalidOrder as exc:
             await self.outbox.dead_letter_message(ev, exc)
             return
@@ -238,3 +223,12 @@ class Engine(Service):
         origin: Origin = {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset}
         outcome = await self.executor.run(cmd, origin=origin, retry_attempt=attempt)
         log.debug("order %s: %s", cmd.order_id, outcome)
+
+    async def _cancel(self, ev: Event, cmd: CancelOrder) -> None:
+        """A cancel the journal refused is kept on the dead-letter topic with its reason."""
+        assert self.executor is not None
+        refusal = await self.executor.cancel(cmd)
+        if refusal is not None:
+            await self.outbox.dead_letter_message(ev, InvalidOrder(
+                "cancel_refused", f"order {cmd.order_id} cannot be cancelled: {refusal}",
+                field="orderId"))
