@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pipeline.guards import PriceLimits
 from pipeline.venue_set import VenueSet
+from pipeline.wire_terms import DEFAULT_MARKET_TTL_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,3 +51,6 @@ class IngressConfig:
     venues: VenueSet | None = None
     wallet_address: str | None = None
     price_limits: PriceLimits = dataclasses.field(default_factory=PriceLimits)
+    # The executor's default expiry of a market order without expiresAt (the pending
+    # event the ingress announces states the same expiry the executor will apply).
+    market_ttl_ms: int = DEFAULT_MARKET_TTL_MS

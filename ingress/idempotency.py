@@ -93,6 +93,9 @@ def fingerprint(order: ExecuteOrder) -> str:
                  "slippageBps": order.slippage_bps, "clientRef": order.client_ref}
     if order.max_price_impact_bps is not None:  # absent: fingerprints from before it still match
         canonical["maxPriceImpactBps"] = order.max_price_impact_bps
+    terms = order.terms
+    if not terms.v1:  # type, expiry and terms; a plain market order's fingerprint is unchanged
+        canonical.update(type=terms.order_type.value, **terms.to_json())
     return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 

@@ -9,7 +9,8 @@ from ingress.metrics import IngressMetrics
 from ingress.ports import BrokerUnavailable, OrderBus
 from pipeline.lifecycle import OrderAccepted, apply
 from pipeline.topics import ORDER_STATUS, ORDERS
-from pipeline.wire import ExecuteOrder, StatusEvent
+from pipeline.wire import CancelOrder, ExecuteOrder, StatusEvent
+from pipeline.wire_terms import DEFAULT_MARKET_TTL_MS
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +25,12 @@ class OrderNotAccepted(BrokerUnavailable):
 
 class OrderIntake:
     def __init__(self, bus: OrderBus, metrics: IngressMetrics,
-                 keys: IdempotencyStore | None = None) -> None:
+                 keys: IdempotencyStore | None = None, *,
+                 market_ttl_ms: int = DEFAULT_MARKET_TTL_MS) -> None:
         self._bus = bus
         self._metrics = metrics
         self._keys = keys
+        self._market_ttl_ms = market_ttl_ms  # the executor's: pending states its expiry
 
     async def submit(self, order: ExecuteOrder, idempotency_key: str | None = None) -> Claim:
         """Accept ``order``, or under an idempotency key the key's order (see ingress.idempotency).
@@ -55,11 +58,20 @@ class OrderIntake:
             self._metrics.orders_rejected.labels(code=BrokerUnavailable.default_code).inc()
             raise OrderNotAccepted(order.order_id, exc.message) from exc
         self._metrics.orders_accepted.labels(source=order.source).inc()
-        pending = StatusEvent.of(apply(order.to_order(), OrderAccepted()),
-                                 client_ref=order.client_ref)
+        pending = StatusEvent.of(
+            apply(order.to_order(market_ttl_ms=self._market_ttl_ms), OrderAccepted()),
+            client_ref=order.client_ref)
         try:
             await self._bus.send(ORDER_STATUS, key, pending.encode())
         except BrokerUnavailable:
             log.warning("order %s accepted but its pending event was not published; "
                         "the worker will publish it", order.order_id, exc_info=True)
         return pending
+
+    async def cancel(self, cmd: CancelOrder) -> None:
+        """Produce ``cmd`` on ``orders`` under its order's key (so it lands on the order's
+        partition, after it) and wait for the ack; the executor's journal decides it.
+
+        Raises :class:`BrokerUnavailable` if the broker did not acknowledge it.
+        """
+        await self._bus.send(ORDERS, cmd.order_id.encode(), cmd.encode())

@@ -77,6 +77,11 @@ class MarketApi:
         self._markets: tuple[float, dict[str, Any]] | None = None
         self._markets_lock = asyncio.Lock()
 
+    @property
+    def router(self) -> Router | None:
+        """The engine's router over this ingress's venues (None: not configured)."""
+        return self._router
+
     async def quote(self, request: web.Request) -> web.Response:
         """``GET /api/quote``: every venue's quote and the route the engine would take."""
         command = quote_command(request.query)

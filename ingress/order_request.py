@@ -12,16 +12,18 @@ from typing import Any
 import orjson
 
 from ingress.idempotency import WS_KEY_FIELD, parse_key
+from ingress.order_terms import ORDER_TYPES, TERM_FIELDS, parse_terms
 from pipeline.errors import InvalidOrder
+from pipeline.model import OrderType
 from pipeline.tokens import resolve_token, to_base_units
 from pipeline.wire import MAX_PRICE_IMPACT_BPS, ExecuteOrder, is_json_integer
+from pipeline.wire_terms import new_token_mint
 
 DEFAULT_SLIPPAGE_BPS = 50
 MAX_SLIPPAGE_BPS = 5000
 MAX_CLIENT_REF_CHARS = 128
-ORDER_TYPES = ("market",)  # limit and sniper come in later versions
 REQUIRED_FIELDS = ("tokenIn", "tokenOut", "amount")
-OPTIONAL_FIELDS = ("type", "slippageBps", "clientRef", "maxPriceImpactBps")
+OPTIONAL_FIELDS = ("type", "slippageBps", "clientRef", "maxPriceImpactBps", *TERM_FIELDS)
 ALLOWED_FIELDS = frozenset(REQUIRED_FIELDS + OPTIONAL_FIELDS)
 
 
@@ -69,15 +71,22 @@ def order_from_document(doc: dict[str, Any], *, source: str, submitted_at_ms: in
     if "type" in doc and doc["type"] not in ORDER_TYPES:
         raise UnsupportedOrderType(message=f"order type {doc['type']!r} is not supported; "
                                    f"supported: {', '.join(ORDER_TYPES)}", field="type")
+    order_type = OrderType(doc.get("type", "market"))
     token_in = resolve_token(doc["tokenIn"], field="tokenIn")
-    token_out = resolve_token(doc["tokenOut"], field="tokenOut")
-    if token_in == token_out:
+    if order_type is OrderType.SNIPER:  # the token it buys does not exist yet: any mint
+        token_out, mint_out = None, new_token_mint(doc["tokenOut"])
+    else:
+        token_out = resolve_token(doc["tokenOut"], field="tokenOut")
+        mint_out = token_out.mint
+    if token_in.mint == mint_out:
         raise InvalidOrder("same_token", "tokenIn and tokenOut must differ", field="tokenOut")
     amount_in = to_base_units(doc["amount"], token_in.decimals, field="amount")
+    terms = parse_terms(doc, order_type, token_in=token_in, token_out=token_out,
+                        amount_in=amount_in, submitted_at_ms=submitted_at_ms)
     return ExecuteOrder(
         order_id=str(uuid.uuid4()),
         token_in=token_in.mint,
-        token_out=token_out.mint,
+        token_out=mint_out,
         amount_in=amount_in,
         slippage_bps=_slippage(doc.get("slippageBps", DEFAULT_SLIPPAGE_BPS)),
         submitted_at_ms=submitted_at_ms,
@@ -85,6 +94,10 @@ def order_from_document(doc: dict[str, Any], *, source: str, submitted_at_ms: in
         client_ref=_client_ref(doc.get("clientRef")),
         max_price_impact_bps=(_max_price_impact(doc["maxPriceImpactBps"])
                               if "maxPriceImpactBps" in doc else None),
+        order_type=terms.order_type,
+        expires_at_ms=terms.expires_at_ms,
+        limit=terms.limit,
+        sniper=terms.sniper,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import Any
 
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import PayloadEncodingError
@@ -21,10 +22,11 @@ from ingress.idempotency import (
 )
 from ingress.intake import OrderIntake, OrderNotAccepted
 from ingress.metrics import IngressMetrics
+from ingress.open_orders import TriggerDistance
 from ingress.order_filters import parse_filter
 from ingress.order_request import UnsupportedOrderType, parse_order_request
 from ingress.ports import OrderStore
-from ingress.records import PageCursor
+from ingress.records import OrderRecord, PageCursor
 from ingress.responses import error_body, error_of, error_response, json_response
 from ingress.views import order_detail, order_summary
 from pipeline.errors import InvalidOrder
@@ -38,11 +40,19 @@ ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")  # the orders contract's orderId
 
 class OrdersApi:
     def __init__(self, intake: OrderIntake, store: OrderStore, metrics: IngressMetrics,
-                 owners: ApiKeyStore | None = None) -> None:
+                 owners: ApiKeyStore | None = None,
+                 distance: TriggerDistance | None = None) -> None:
         self._intake = intake
         self._store = store
         self._metrics = metrics
         self._owners = owners  # which API key submitted which order
+        self._distance = distance or TriggerDistance(None)  # open orders' distance to trigger
+
+    async def _with_waiting(self, record: OrderRecord, view: dict[str, Any]) -> dict[str, Any]:
+        """A conditional order not yet triggered also shows what it waits for
+        (ingress/open_orders.py): condition, time left, distance to trigger where known."""
+        waiting = await self._distance.waiting(record)
+        return view if waiting is None else {**view, "waiting": waiting}
 
     def _reject(self, status: int, code: str, message: str, field: str | None = None
                 ) -> web.Response:
@@ -128,7 +138,7 @@ class OrdersApi:
         if record is None:
             return error_response(404, "order_not_found", f"no order {order_id!r}", "orderId")
         events = await self._store.events_for([order_id])
-        return json_response(order_detail(record, events))
+        return json_response(await self._with_waiting(record, order_detail(record, events)))
 
     async def list_orders(self, request: web.Request) -> web.Response:
         """``GET /api/orders?limit=&before=&status=&type=&venue=&token=&from=&to=``: newest
@@ -145,7 +155,8 @@ class OrdersApi:
         records = await self._store.list_orders(limit + 1, before, where)
         page = records[:limit]
         next_before = page[-1].cursor.encode() if len(records) > limit else None
-        return json_response({"orders": [order_summary(r) for r in page],
+        views = await asyncio.gather(*(self._with_waiting(r, order_summary(r)) for r in page))
+        return json_response({"orders": list(views),
                               "nextBefore": next_before})
 
 

@@ -97,6 +97,9 @@ def _record(row: dict[str, Any]) -> OrderRecord:
         error_code=row["error_code"],
         error_message=row["error_message"],
         route=row.get("route"),
+        order_type=row.get("order_type") or "market",
+        expires_at=row.get("expires_at"),
+        terms=row.get("terms"),
     )
 
 
@@ -111,6 +114,10 @@ def _event(row: dict[str, Any]) -> StatusEvent:
     }
     if row["client_ref"] is not None:
         summary["clientRef"] = row["client_ref"]
+    summary["type"] = row.get("order_type") or "market"
+    if row.get("expires_at") is not None:
+        summary["expiresAt"] = iso_ms(datetime_to_ms(row["expires_at"]))
+    summary.update(row.get("terms") or {})
     return StatusEvent(
         event_id=row["event_id"],
         order_id=row["order_id"],

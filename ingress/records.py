@@ -55,6 +55,9 @@ class OrderRecord:
     error_code: str | None = None
     error_message: str | None = None
     route: dict[str, Any] | None = None  # status events' data.route (route_record.py)
+    order_type: str = "market"  # market | limit | sniper
+    expires_at: datetime | None = None  # None: an order persisted before expiries existed
+    terms: dict[str, Any] | None = None  # orders v2 ``limit`` / ``sniper`` (base units)
 
     @property
     def cursor(self) -> PageCursor:

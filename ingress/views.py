@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from ingress.order_terms import terms_view
 from ingress.records import OrderRecord, datetime_to_ms
 from pipeline.tokens import to_ui, token_by_mint
 from pipeline.wire import StatusEvent, iso_ms
@@ -60,6 +61,9 @@ def order_summary(order: OrderRecord) -> dict[str, Any]:
         "slot": order.slot,
         "attempts": order.attempt,
         "error": error,
+        "type": order.order_type,
+        "expiresAt": None if order.expires_at is None else _iso(order.expires_at),
+        "terms": terms_view(order.terms, order.token_in, order.amount_in, order.token_out),
         "submittedAt": _iso(order.submitted_at),
         "createdAt": _iso(order.created_at),
         "updatedAt": _iso(order.updated_at),

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 ORDER_COLUMNS = """order_id, status, attempt, source, token_in, token_out, amount_in,
     slippage_bps, client_ref, venue, quotes, expected_out, min_out, tx_signature, slot,
     amount_in_actual, amount_out, executed_price, error_code, error_message, submitted_at,
-    created_at, updated_at, route"""
+    created_at, updated_at, route, order_type, expires_at, terms"""
 
 GET_ORDER = f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = %s"
 
@@ -28,7 +28,7 @@ def list_orders_sql(*, after_cursor: bool, conditions: Sequence[str] = ()) -> st
 EVENTS_FOR = """
 SELECT e.event_id, e.order_id, e.status, e.attempt, e.ts, e.data,
        o.token_in, o.token_out, o.amount_in, o.slippage_bps, o.source, o.submitted_at,
-       o.client_ref
+       o.client_ref, o.order_type, o.expires_at, o.terms
 FROM order_events e JOIN orders o USING (order_id)
 WHERE e.order_id = ANY(%s)
 ORDER BY e.order_id, e.rank, e.ts

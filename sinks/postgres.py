@@ -30,12 +30,12 @@ _UPSERT_ORDER = """
 INSERT INTO orders (order_id, status, rank, attempt, source, token_in, token_out, amount_in,
     slippage_bps, client_ref, venue, quotes, expected_out, min_out, tx_signature, slot,
     amount_in_actual, amount_out, executed_price, error_code, error_message, submitted_at,
-    updated_at, route)
+    updated_at, route, order_type, expires_at, terms)
 VALUES (%(order_id)s, %(status)s, %(rank)s, %(attempt)s, %(source)s, %(token_in)s, %(token_out)s,
     %(amount_in)s, %(slippage_bps)s, %(client_ref)s, %(venue)s, %(quotes)s, %(expected_out)s,
     %(min_out)s, %(tx_signature)s, %(slot)s, %(amount_in_actual)s, %(amount_out)s,
     %(executed_price)s, %(error_code)s, %(error_message)s, %(submitted_at)s, %(updated_at)s,
-    %(route)s)
+    %(route)s, %(order_type)s, %(expires_at)s, %(terms)s)
 ON CONFLICT (order_id) DO UPDATE SET
     status = EXCLUDED.status,
     rank = EXCLUDED.rank,
@@ -52,6 +52,8 @@ ON CONFLICT (order_id) DO UPDATE SET
     error_code = COALESCE(EXCLUDED.error_code, orders.error_code),
     error_message = COALESCE(EXCLUDED.error_message, orders.error_message),
     route = COALESCE(EXCLUDED.route, orders.route),
+    expires_at = COALESCE(EXCLUDED.expires_at, orders.expires_at),
+    terms = COALESCE(EXCLUDED.terms, orders.terms),
     updated_at = EXCLUDED.updated_at
 WHERE orders.rank < EXCLUDED.rank
 """
@@ -61,8 +63,15 @@ def _ts(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
+def _terms(summary: dict[str, Any]) -> Jsonb | None:
+    """A conditional order's terms as on the wire (orders v2 ``limit`` / ``sniper``)."""
+    terms = {k: summary[k] for k in ("limit", "sniper") if isinstance(summary.get(k), dict)}
+    return Jsonb(terms) if terms else None
+
+
 def order_row(ev: StatusEvent) -> dict[str, Any]:
-    """The ``orders`` columns this event makes true."""
+    """The ``orders`` columns this event makes true. Events from before order types
+    (no ``type`` in the summary) are market orders; their expiry is unknown (NULL)."""
     d = ev.data
     o = ev.order
     row: dict[str, Any] = {
@@ -76,6 +85,9 @@ def order_row(ev: StatusEvent) -> dict[str, Any]:
         "amount_in_actual": None, "amount_out": None, "executed_price": None,
         "error_code": None, "error_message": None,
         "route": Jsonb(d["route"]) if isinstance(d.get("route"), dict) else None,
+        "order_type": o.get("type", "market"),
+        "expires_at": _ts(parse_iso_ms(o["expiresAt"])) if "expiresAt" in o else None,
+        "terms": _terms(o),
     }
     if ev.status is OrderStatus.ROUTING:
         row["quotes"] = Jsonb(d.get("quotes", []))
@@ -83,9 +95,12 @@ def order_row(ev: StatusEvent) -> dict[str, Any]:
         row["amount_in_actual"] = d["amountIn"]
         row["amount_out"] = d["amountOut"]
         row["executed_price"] = Decimal(d["executedPrice"])
-    elif ev.status is OrderStatus.FAILED:
+    elif ev.status is OrderStatus.FAILED or ev.status is OrderStatus.EXPIRED:
         row["error_code"] = d.get("code")
         row["error_message"] = d.get("message")
+    elif ev.status is OrderStatus.CANCELLED:
+        row["error_code"] = d.get("code")
+        row["error_message"] = d.get("reason")
     return row
 
 

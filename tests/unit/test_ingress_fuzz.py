@@ -292,7 +292,7 @@ def expected_order(body: bytes) -> Expected | None:
     if not isinstance(doc, dict) or not set(doc) <= FIELDS:
         return None
     if "type" in doc and doc["type"] != "market":
-        return None
+        return None  # another type needs its own fields (expiresAt, terms) to be valid
     token_in, token_out = token_of(doc.get("tokenIn")), token_of(doc.get("tokenOut"))
     if token_in is None or token_out is None or token_in == token_out:
         return None
@@ -316,7 +316,7 @@ def unsupported_type(body: bytes) -> bool:
     except orjson.JSONDecodeError:
         return False
     return (isinstance(doc, dict) and set(doc) <= FIELDS and REQUIRED <= set(doc)
-            and "type" in doc and doc["type"] != "market")
+            and "type" in doc and doc["type"] not in ("market", "limit", "sniper"))
 
 
 def expected_status(sub: Submission) -> int | None:
@@ -552,5 +552,7 @@ def test_the_oracle_knows_the_edges() -> None:
     assert not ok(maxPriceImpactBps=10_001) and not ok(maxPriceImpactBps=100.0)
     assert not ok(maxPriceImpactBps=True) and not ok(maxPriceImpactBps=None)
     assert unsupported_type(orjson.dumps({"tokenIn": "x", "tokenOut": "y", "amount": 1,
-                                          "type": "limit"}))
+                                          "type": "stop"}))
+    assert not unsupported_type(orjson.dumps({"tokenIn": "x", "tokenOut": "y", "amount": 1,
+                                              "type": "limit"}))
     assert not unsupported_type(orjson.dumps({"tokenIn": "x", "amount": 1, "type": "limit"}))

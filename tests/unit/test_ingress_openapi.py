@@ -292,7 +292,13 @@ async def test_every_error_the_execute_route_answers_is_documented_with_its_code
         (b" " * 20_000, json_headers, 413, "payload_too_large"),
         (b"{}", {"Content-Type": "text/plain"}, 415, "unsupported_media_type"),
         (good, {"Content-Encoding": "gzip"}, 415, "unsupported_content_encoding"),
-        ({**good, "type": "limit"}, {}, 422, "unsupported_order_type"),
+        ({**good, "type": "stop"}, {}, 422, "unsupported_order_type"),
+        ({**good, "expiresAt": "2020-01-01T00:00:00Z"}, {}, 400, "invalid_expires_at"),
+        ({**good, "type": "limit", "expiresAt": "2099-01-01T00:00:00Z"}, {}, 400,
+         "invalid_expires_at"),
+        ({**good, "limitPrice": "1"}, {}, 400, "invalid_field"),
+        ({**good, "type": "sniper", "tokenOut": "0OIl", "expiresAt": "2030-01-01T00:00:00Z"},
+         {}, 400, "invalid_mint"),
     ]
     for body, headers, status, code in cases:
         kwargs: dict[str, Any] = ({"json": body} if isinstance(body, dict)

@@ -186,7 +186,7 @@ async def test_get_on_execute_without_upgrade_is_405_json(ingress: Ingress) -> N
 
 
 async def test_unknown_api_route_is_json_404(ingress: Ingress) -> None:
-    async with ingress.client.delete("/api/orders/abc") as resp:
+    async with ingress.client.put("/api/orders/abc") as resp:
         assert resp.status == 405
         assert (await resp.json())["error"]["code"] == "method_not_allowed"
         assert "GET" in resp.headers["Allow"]  # RFC 9110: a 405 lists what is allowed
