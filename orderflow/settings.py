@@ -150,6 +150,7 @@ class Settings:
     max_price_impact_bps: int = 300  # an order's default price-impact bound (pipeline/guards)
     max_venue_deviation_bps: int = 500  # winning quote vs the other venue
     max_recent_deviation_bps: int = 500  # winning quote vs recent fills (+ the impact bound)
+    market_order_ttl_s: int = 60  # a market order without expiresAt expires after this
     worker_metrics_port: int = 0  # 0 = no metrics server
     localnet_rpc_port: int = 8899
     localnet_venue_port: int = 8090
@@ -224,6 +225,7 @@ class Settings:
                                          1_000_000),
             max_recent_deviation_bps=_int(env, "ORDERFLOW_MAX_RECENT_DEVIATION_BPS", 500, 0,
                                           1_000_000),
+            market_order_ttl_s=_int(env, "ORDERFLOW_MARKET_ORDER_TTL_S", 60, 1, 7 * 86_400),
             worker_metrics_port=_int(env, "ORDERFLOW_WORKER_METRICS_PORT", 0, 0, 65535),
             localnet_rpc_port=_int(env, "ORDERFLOW_LOCALNET_RPC_PORT", 8899, 0, 65535),
             localnet_venue_port=_int(env, "ORDERFLOW_LOCALNET_VENUE_PORT", 8090, 0, 65535),
@@ -290,7 +292,8 @@ class Settings:
             confirm_poll_ms=s.confirm_poll_ms, commitment=s.commitment, solana_ws_url=ws_url,
             failpoints=s.failpoints, max_price_impact_bps=s.max_price_impact_bps,
             max_venue_deviation_bps=s.max_venue_deviation_bps,
-            max_recent_deviation_bps=s.max_recent_deviation_bps)
+            max_recent_deviation_bps=s.max_recent_deviation_bps,
+            market_ttl_ms=s.market_order_ttl_s * 1000)
 
     def sink_config(self) -> SinkConfig:
         """The sinks role: needs the database."""
@@ -313,7 +316,8 @@ class Settings:
             venues=self.venue_set() if quoting else None,
             wallet_address=self.wallet_address(),
             price_limits=PriceLimits(self.max_price_impact_bps, self.max_venue_deviation_bps,
-                                     self.max_recent_deviation_bps))
+                                     self.max_recent_deviation_bps),
+            market_ttl_ms=self.market_order_ttl_s * 1000)
 
     def venue_set(self) -> VenueSet:
         """The venues the executor trades on (the ingress quotes on the same)."""

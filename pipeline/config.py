@@ -77,6 +77,9 @@ class ExecutorConfig:
     max_price_impact_bps: int = 300
     max_venue_deviation_bps: int = 500
     max_recent_deviation_bps: int = 500
+    # A market order without expiresAt expires this long after its submission
+    # (ORDERFLOW_MARKET_ORDER_TTL_S): an order reached later ends expired, never trades.
+    market_ttl_ms: int = 60_000
 
     def venue_set(self) -> VenueSet:
         """The venues this executor trades on (the ingress quotes on the same ones)."""

@@ -59,3 +59,18 @@ def test_signature_subscriptions_default_to_the_rpc_urls_pubsub() -> None:
         Settings.from_env({**base, "ORDERFLOW_SIGNATURE_SUBSCRIPTIONS": "maybe"})
     with pytest.raises(ConfigError, match="ORDERFLOW_SOLANA_WS_URL"):
         Settings.from_env({**base, "ORDERFLOW_SOLANA_WS_URL": "http://h:1"})
+
+
+def test_market_order_ttl_reaches_the_executor_and_the_ingress() -> None:
+    base = {"ORDERFLOW_DATABASE_URL": "postgresql://x/y", "ORDERFLOW_WALLET": "[" + ",".join(
+        ["1"] * 64) + "]", "ORDERFLOW_SOLANA_RPC_URL": "http://127.0.0.1:8899",
+        "ORDERFLOW_VENUES": "onchain", "ORDERFLOW_KAFKA_BOOTSTRAP": "127.0.0.1:9092"}
+    no_wallet = {k: v for k, v in base.items() if k != "ORDERFLOW_WALLET"}  # the ingress's
+    assert Settings.from_env(base).executor_config().market_ttl_ms == 60_000
+    assert Settings.from_env(no_wallet).ingress_config().market_ttl_ms == 60_000
+    ttl = {"ORDERFLOW_MARKET_ORDER_TTL_S": "15"}
+    assert Settings.from_env({**base, **ttl}).executor_config().market_ttl_ms == 15_000
+    assert Settings.from_env({**no_wallet, **ttl}).ingress_config().market_ttl_ms == 15_000
+    for bad in ("0", "-1", "1.5", "forever"):
+        with pytest.raises(ConfigError, match="ORDERFLOW_MARKET_ORDER_TTL_S"):
+            Settings.from_env({**base, "ORDERFLOW_MARKET_ORDER_TTL_S": bad})
