@@ -9,7 +9,9 @@ ledger window (``history_slots``) leaves it, so a block is never listed without 
 transactions it held.
 
 One index per chain, made by the first :func:`blocks_of` (the RPC and PubSub apps call it
-when built): blocks before that are not known, as a node knows nothing before its snapshot.
+when built, and the chain's store when it attaches): blocks before that are not known, as a
+node knows nothing before its snapshot. A persisted chain saves each block with its slot
+(:mod:`localnet.persist`) and hands the saved ones back at start (:meth:`BlockIndex.restore`).
 
 Must not import the engine (``pipeline``, ``orderflow``, ``ingress``, ``sinks``).
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import weakref
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -28,6 +31,7 @@ from solders.transaction import VersionedTransaction
 from solders.transaction_status import TransactionErrorType
 
 from localnet.messages import writable_flags
+from localnet.txerrors import Json
 
 if TYPE_CHECKING:
     from localnet.chain import Chain
@@ -49,6 +53,19 @@ class Block:
     signatures: list[str] = field(default_factory=list)
     # (compute unit price in micro-lamports, write-locked keys) per transaction
     fees: list[tuple[int, frozenset[Pubkey]]] = field(default_factory=list)
+
+    def to_json(self) -> Json:
+        return {"slot": self.slot, "parent": self.parent_slot, "hash": self.blockhash,
+                "prev": self.previous_blockhash, "height": self.block_height,
+                "time": self.block_time, "sigs": self.signatures,
+                "fees": [[price, sorted(str(k) for k in keys)] for price, keys in self.fees]}
+
+    @classmethod
+    def from_json(cls, doc: Json) -> Block:
+        fees = [(int(p), frozenset(Pubkey.from_string(k) for k in keys))
+                for p, keys in doc["fees"]]
+        return cls(doc["slot"], doc["parent"], doc["hash"], doc["prev"], doc["height"],
+                   doc["time"], list(doc["sigs"]), fees)
 
     def prioritization_fee(self, accounts: list[Pubkey]) -> int:
         """Agave's per-block fee: the lowest price of any transaction in it, raised to the
@@ -130,6 +147,24 @@ class BlockIndex:
         oldest = slot - chain.ledger.history_slots
         while self._blocks and self._blocks[0].slot < oldest:
             self._blocks.popleft()
+
+    def restore(self, saved: Iterable[Block]) -> None:
+        """Put the blocks a previous run saved before the ones seen since the restart; the
+        first block since names the last saved one as its parent."""
+        first = self._blocks[0]
+        older = [b for b in saved if b.slot < first.slot]
+        if older:
+            first.parent_slot, first.previous_blockhash = older[-1].slot, older[-1].blockhash
+            self._blocks.extendleft(reversed(older))
+
+    def since(self, slot: int) -> list[Block]:
+        """The blocks held from ``slot`` on (the last one may still be filling)."""
+        out: list[Block] = []
+        for block in reversed(self._blocks):  # from the newest: usually one or two
+            if block.slot < slot:
+                break
+            out.append(block)
+        return out[::-1]
 
     @property
     def first_available(self) -> int:

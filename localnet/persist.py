@@ -7,6 +7,8 @@ starts (:meth:`Chain.add_tick_listener <localnet.chain.Chain.add_tick_listener>`
 * the accounts the runtime or a direct write changed in that slot (their state at the end
   of the slot; a closed account is a row with no account, so a fork never fetches it again);
 * the records of the transactions that landed in it (:mod:`localnet.record_codec`);
+* the blocks (:mod:`localnet.blocks`: hash, parent, height, time, signatures, fees) of the
+  slot, so ``getBlock`` answers for slots before a restart as it did before it;
 * the clock and every live blockhash (:meth:`Chain.clock_state`), and the blobs other
   parts register (the market's books, :mod:`localnet.market.resume`).
 
@@ -43,6 +45,7 @@ from solders.transaction import VersionedTransaction
 from solders.transaction_status import TransactionErrorType
 
 from localnet import record_codec
+from localnet.blocks import Block, BlockIndex, blocks_of
 from localnet.chain import Chain
 from localnet.records import TxRecord
 
@@ -54,6 +57,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS accounts (pubkey BLOB PRIMARY KEY, account BLOB);
 CREATE TABLE IF NOT EXISTS txs (seq INTEGER PRIMARY KEY, sig TEXT NOT NULL UNIQUE,
                                 slot INTEGER NOT NULL, record BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (slot INTEGER PRIMARY KEY, block BLOB NOT NULL);
 """
 
 
@@ -80,6 +84,8 @@ class ChainStore:
         self._dirty: set[Pubkey] = set()
         self._landed: list[str] = []
         self._blobs: dict[str, Callable[[], bytes]] = {}
+        self._blocks: BlockIndex | None = None
+        self._block_from = 0  # blocks from this slot on are not saved complete yet
         self.commit_seconds = 0.0  # total time spent committing (measurement)
         self.commits = 0
 
@@ -108,8 +114,10 @@ class ChainStore:
         self._chain = chain
         chain.add_write_listener(self._on_write)
         chain.add_listener(self._on_landed)
-        chain.add_tick_listener(self.commit)
+        chain.add_tick_listener(self._slot_end)
         chain.ledger.archive = self.archived
+        self._blocks = blocks_of(chain)
+        self._block_from = chain.slot
 
     def _on_write(self, keys: Sequence[Pubkey]) -> None:
         self._dirty.update(keys)
@@ -131,6 +139,10 @@ class ChainStore:
             rows.append((bytes(key), bytes(acc) if alive and acc is not None else None))
         records = [(rec.signature, rec.slot, record_codec.encode(rec))
                    for sig in self._landed if (rec := chain.ledger.get(sig)) is not None]
+        # Called as the slot ends, its block is complete (a clean stop saves it as it is).
+        assert self._blocks is not None
+        blocks = [(b.slot, orjson.dumps(b.to_json())) for b in self._blocks.since(
+            self._block_from)]
         meta = [("clock", orjson.dumps(chain.clock_state()))]
         meta += [(f"blob:{name}", produce()) for name, produce in self._blobs.items()]
         db = self._db
@@ -139,6 +151,7 @@ class ChainStore:
             db.executemany("INSERT OR REPLACE INTO accounts VALUES (?, ?)", rows)
             db.executemany("INSERT OR IGNORE INTO txs (sig, slot, record) VALUES (?, ?, ?)",
                            records)
+            db.executemany("INSERT OR REPLACE INTO blocks VALUES (?, ?)", blocks)
             db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta)
             db.execute("COMMIT")
         except BaseException:
@@ -149,6 +162,11 @@ class ChainStore:
         self.commit_seconds += time.perf_counter() - started
         self.commits += 1
 
+    def _slot_end(self) -> None:
+        self.commit()
+        assert self._chain is not None
+        self._block_from = self._chain.slot + 1  # that block is complete and saved
+
     def close(self) -> None:
         """Commit what the current slot changed (a clean stop loses nothing) and close."""
         if self._chain is not None:
@@ -156,6 +174,11 @@ class ChainStore:
         self._db.close()
 
     # -- restoring ---------------------------------------------------------------------------
+
+    def saved_blocks(self, oldest: int) -> list[Block]:
+        rows = self._db.execute("SELECT block FROM blocks WHERE slot >= ? ORDER BY slot",
+                                (oldest,))
+        return [Block.from_json(orjson.loads(bytes(blob))) for (blob,) in rows]
 
     def restore(self, chain: Chain) -> None:
         """Put the saved accounts, records and clock into a chain built on the saved genesis."""
@@ -208,4 +231,6 @@ def open_chain(data_dir: Path, *, slot_ms: int, fresh: bool = False) -> tuple[Ch
                   genesis_seed=bytes.fromhex(doc["seed"]))
     store.restore(chain)
     store.attach(chain)
+    assert store._blocks is not None
+    store._blocks.restore(store.saved_blocks(chain.slot - chain.ledger.history_slots))
     return chain, store, True

@@ -82,3 +82,40 @@ async def test_sigkill_then_resume_then_reset(tmp_path: Path) -> None:
         assert await net.balance(bob.pubkey()) == 0
     finally:
         net.stop()
+
+
+async def test_block_history_survives_sigkill(tmp_path: Path) -> None:
+    """getBlock/getBlocks/getBlockTime answer for the slots before the crash as they did
+    before it (same blockhash, parent, time, signatures), and the first block after the
+    restart names the last saved one as its parent."""
+    alice = Keypair()
+    net = LocalnetProcess(tmp_path / "data", "--fund", str(alice.pubkey()))
+    await net.start()
+    try:
+        sigs = []
+        for i in range(3):
+            tx = transfer_tx(alice, Keypair().pubkey(), LAMPORTS + i, await net.blockhash())
+            sigs.append(await net.send(tx))
+        slots = {(await net.confirmed(sig))["slot"] for sig in sigs}
+        opts = {"commitment": "confirmed", "transactionDetails": "signatures", "rewards": False}
+        before = {slot: await net.rpc("getBlock", slot, opts) for slot in slots}
+        assert {s for b in before.values() for s in b["signatures"]} >= set(sigs)
+        times = {slot: await net.rpc("getBlockTime", slot) for slot in slots}
+        last = await net.rpc("getSlot", {"commitment": "confirmed"})
+        net.kill()
+
+        await net.start()
+        for slot, block in before.items():
+            assert await net.rpc("getBlock", slot, opts) == block, slot
+            assert await net.rpc("getBlockTime", slot) == times[slot]
+        held = await net.rpc("getBlocks", min(slots), last, {"commitment": "confirmed"})
+        assert held == list(range(min(slots), last + 1))
+        first = await net.rpc("getFirstAvailableBlock")
+        assert first <= min(slots)
+        now = await net.rpc("getSlot", {"commitment": "confirmed"})
+        after = {s: await net.rpc("getBlock", s, opts) for s in range(last, now + 1)}
+        for s in range(last + 1, now + 1):  # one lineage across the restart
+            assert after[s]["parentSlot"] == s - 1
+            assert after[s]["previousBlockhash"] == after[s - 1]["blockhash"]
+    finally:
+        net.stop()
