@@ -6,7 +6,9 @@ filters as the venues' discovery), then reports every notification of a pool tha
 among them: its first notification is its creation (``created_slot``), later ones (the
 pool funded, traded) are reported again with the same creation slot, so a pair created
 empty and funded a moment later is seen funded. Decoding is the venue adapters' own
-(``pipeline/venues/raydium_cp.py``, ``pipeline/venues/meteora_dlmm.py``).
+(``pipeline/venues/raydium_cp.py``, ``pipeline/venues/meteora_dlmm.py``). Notifications are
+at ``confirmed``, the commitment the probe and the executor read at: a pool seen at
+``processed`` is not yet there for them (one slot of latency for a quote that holds).
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ class WsPoolWatch:
     """``programSubscribe`` on each program over one WebSocket; see the module docstring."""
 
     def __init__(self, url: str, reader: AccountReader, programs: tuple[WatchedProgram, ...],
-                 *, commitment: str = "processed") -> None:
+                 *, commitment: str = "confirmed") -> None:
         self.url = url
         self._reader = reader
         self._programs = {str(p.program): p for p in programs}
@@ -163,9 +165,14 @@ class OnchainProbe:
         if vault is not None and len(vault) >= TOKEN_AMOUNT_OFFSET + 8:
             held = int(struct.unpack_from("<Q", vault, TOKEN_AMOUNT_OFFSET)[0])
         address = Pubkey.from_string(pool.address)
+        slot, unix = await self._reader.clock()
+        if pool.venue is Venue.RAYDIUM:  # CP-Swap opens a new pool a second after creation
+            (data,) = await self._reader.accounts([address])
+            opens = 0 if data is None else ray.decode_pool_state(data).open_time
+            if opens > unix:
+                return Probe(held, 0, 10_000, opens_in_s=opens - unix)
         venue = (RaydiumCpPools(self._raydium, explicit=[address]) if pool.venue is Venue.RAYDIUM
                  else MeteoraDlmmPools(explicit=[address]))
-        slot, unix = await self._reader.clock()
         quotes = []
         with contextlib.suppress(ValueError):
             quotes = await venue.quote_pools(self._reader, Pubkey.from_string(token_in),

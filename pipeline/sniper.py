@@ -49,6 +49,7 @@ class Probe:
     quote_liquidity: int
     out: int
     impact_bps: int
+    opens_in_s: int = 0  # the pool takes swaps only this many seconds from now
 
 
 class PoolProbe(Protocol):

@@ -15,6 +15,7 @@ compare-and-set, so an order fires once.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import logging
 import time
@@ -30,6 +31,7 @@ from pipeline.lifecycle import OrderTriggered
 from pipeline.model import OrderType
 from pipeline.price_feed import Pair, pair_of
 from pipeline.sniper import NewPool, OpenSniper, PoolProbe, SniperBook, refusal
+from pipeline.tasks import spawn
 from pipeline.trigger_book import OpenLimit, TriggerBook, sweep
 from pipeline.trigger_curves import PairView
 from pipeline.trigger_store import TriggerStore
@@ -79,6 +81,8 @@ class TriggerEngine:
         self._partitions = partitions
         self._owned: set[int] | None = None  # None: every partition (a single worker)
         self._expiry: list[tuple[int, str]] = []
+        self._pending_opens: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.stats = Stats()
 
     # ---- what the book holds ----
@@ -177,6 +181,9 @@ class TriggerEngine:
         guarded; the first sighting that passes its guards triggers it."""
         for order in self.snipers.waiting_for(pool):
             result = await probe.probe(pool, order.token_in, order.token_out, order.amount_in)
+            if result.opens_in_s > 0:  # not open for swaps yet: look again when it is
+                self._look_again(pool, probe, result.opens_in_s)
+                return
             why = refusal(order.terms, pool=pool, probe=result)
             if why is not None:
                 self.stats.refused += 1
@@ -199,6 +206,21 @@ class TriggerEngine:
                 continue
             self.stats.fired += 1
             await self._fire(command_of(won[0]), won[1], event)
+
+    def _look_again(self, pool: NewPool, probe: PoolProbe, after_s: int) -> None:
+        """One more sighting of ``pool`` once its opening time has come (a real wait: the
+        program refuses swaps before it)."""
+        if pool.address in self._pending_opens:
+            return
+        self._pending_opens.add(pool.address)
+
+        async def later() -> None:
+            try:
+                await asyncio.sleep(after_s)
+            finally:
+                self._pending_opens.discard(pool.address)
+            await self.on_pool(pool, probe)
+        spawn(later(), name=f"pool-opens-{pool.address}", into=self._tasks)
 
     # ---- expiry ----
 

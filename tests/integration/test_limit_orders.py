@@ -25,7 +25,7 @@ import aiohttp
 import orjson
 import psycopg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from solders.keypair import Keypair
 
 from pipeline.model import LimitTerms, OrderType
@@ -34,6 +34,7 @@ from pipeline.tokens import SOL, USDC
 from pipeline.wallet import write_keypair
 from pipeline.wire import ExecuteOrder, now_ms
 from tests.helpers import free_port, wait_until
+from tests.order_status import Statuses
 
 pytestmark = pytest.mark.integration
 ONE_SOL = 10**9
@@ -108,47 +109,6 @@ async def produce(bootstrap: str, *cmds: ExecuteOrder) -> None:
             await producer.send_and_wait("orders", cmd.encode(), key=cmd.order_id.encode())
     finally:
         await producer.stop()
-
-
-class Statuses:
-    """Every ``order-status`` event of some orders, read from the topic's start."""
-
-    def __init__(self, bootstrap: str, ids: set[str]) -> None:
-        self.ids = ids
-        self.events: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
-        self._consumer = AIOKafkaConsumer("order-status", bootstrap_servers=bootstrap,
-                                          auto_offset_reset="earliest",
-                                          enable_auto_commit=False)
-
-    async def __aenter__(self) -> Statuses:
-        await self._consumer.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._consumer.stop()
-
-    async def poll(self) -> None:
-        batches = await self._consumer.getmany(timeout_ms=200)
-        for records in batches.values():
-            for rec in records:
-                doc = orjson.loads(rec.value)
-                if doc["orderId"] in self.ids:
-                    self.events[doc["orderId"]].append(doc)
-
-    def statuses(self, order_id: str) -> list[str]:
-        seen: list[str] = []
-        for e in self.events[order_id]:  # a re-published event has the same id
-            if not seen or seen[-1] != e["status"]:
-                seen.append(e["status"])
-        return seen
-
-    async def until(self, order_id: str, status: str, timeout: float) -> dict[str, Any]:
-        async def reached() -> dict[str, Any] | None:
-            await self.poll()
-            return next((e for e in self.events[order_id] if e["status"] == status), None)
-        found = await wait_until(reached, timeout, f"{order_id} {status}")
-        assert isinstance(found, dict)
-        return found
 
 
 def journal(database_url: str, order_id: str) -> tuple[str, int]:
