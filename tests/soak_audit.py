@@ -27,7 +27,9 @@ from pipeline.reconcile import TokenBalance, TxBalances, wallet_deltas
 from pipeline.tokens import WSOL_MINT
 
 MEMO_PREFIX = "orderflow:"
-TERMINAL = ("confirmed", "failed")
+TERMINAL = ("confirmed", "failed", "expired", "cancelled")
+ENDED_WITHOUT_TRADING = ("failed", "expired", "cancelled")
+"""An order that ends so must have no swap on chain: each with a landed swap is a failure."""
 CONFIRMED = Commitment("confirmed")
 _MEMO_HEAD = re.compile(rb"\[(\d+)\] ")
 
@@ -163,7 +165,8 @@ class Verdict:
 
 
 # Every count here makes the soak fail.
-FAILURES = ("lost", "stuck", "doubled", "failed_with_landed_swap", "swapped_not_confirmed",
+FAILURES = ("lost", "stuck", "doubled", "failed_with_landed_swap",
+            "expired_with_landed_swap", "cancelled_with_landed_swap", "swapped_not_confirmed",
             "confirmed_without_landed_swap", "confirmed_signature_mismatch",
             "confirmed_amount_mismatch", "swap_for_unknown_order", "landed_without_memo",
             "unreconciled_mints")
@@ -207,8 +210,8 @@ def judge(accepted: Iterable[str], read_model: Mapping[str, Mapping[str, Any]],
             v.add("stuck", case)
             if swaps:
                 v.add("swapped_not_confirmed", case)
-        elif status == "failed" and swaps:
-            v.add("failed_with_landed_swap", case)
+        elif status in ENDED_WITHOUT_TRADING and swaps:
+            v.add(f"{status}_with_landed_swap", case)
         elif status == "confirmed":
             if not swaps:
                 v.add("confirmed_without_landed_swap", case)

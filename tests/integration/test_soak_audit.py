@@ -82,11 +82,14 @@ async def test_judge_counts_doubles_unknown_failed_and_unattributed_swaps(
         first = await swap(cluster, http, rpc, 11_000_000, "orderflow:twice")
         second = await swap(cluster, http, rpc, 12_000_000, "orderflow:twice")
         failed = await swap(cluster, http, rpc, 13_000_000, "orderflow:failed")
+        expired = await swap(cluster, http, rpc, 16_000_000, "orderflow:expired")
+        cancelled = await swap(cluster, http, rpc, 17_000_000, "orderflow:cancelled")
         await swap(cluster, http, rpc, 14_000_000, "orderflow:stranger")
         await swap(cluster, http, rpc, 15_000_000, None)
         history = await wallet_history(rpc, wallet, baseline)
         after = await wallet_balances(rpc, wallet)
-    assert len(history) == 6 and {t.signature for t in history} >= {ok, first, second, failed}
+    assert len(history) == 8 and {t.signature for t in history} >= {
+        ok, first, second, failed, expired, cancelled}
     fill = {t.signature: t.deltas for t in history}
 
     def confirmed(sig: str) -> dict[str, Any]:
@@ -95,13 +98,23 @@ async def test_judge_counts_doubles_unknown_failed_and_unattributed_swaps(
                 "amountOut": fill[sig][USDC.mint]}
     read_model = {"ok": confirmed(ok), "twice": confirmed(first),
                   "failed": {**confirmed(failed), "status": "failed", "signature": None},
-                  "pending": {**confirmed(ok), "status": "submitted"}}
-    v = judge(["ok", "twice", "failed", "pending", "gone"], read_model, history, before, after)
+                  "pending": {**confirmed(ok), "status": "submitted"},
+                  # an order that ended without trading must have no swap on chain
+                  "expired": {**confirmed(expired), "status": "expired", "signature": None},
+                  "cancelled": {**confirmed(cancelled), "status": "cancelled",
+                                "signature": None},
+                  "expired-clean": {**confirmed(ok), "status": "expired", "signature": None}}
+    v = judge(["ok", "twice", "failed", "pending", "gone", "expired", "cancelled",
+               "expired-clean"], read_model, history, before, after)
     failures = {k: n for k, n in v.counts.items() if n and k not in (
-        "confirmed", "failed", "submitted", "landed_swaps", "wallet_transactions")}
+        "confirmed", "failed", "submitted", "expired", "cancelled", "landed_swaps",
+        "wallet_transactions")}
     assert failures == {"doubled": 1, "failed_with_landed_swap": 1, "swap_for_unknown_order": 1,
+                        "expired_with_landed_swap": 1, "cancelled_with_landed_swap": 1,
                         "landed_without_memo": 1, "stuck": 1, "lost": 1,
                         "unreconciled_mints": 2}, v.examples
+    assert [c["orderId"] for c in v.examples["expired_with_landed_swap"]] == ["expired"]
+    assert (v.counts["expired"], v.counts["cancelled"]) == (2, 1)
     assert v.examples["doubled"][0]["landed"] == [
         (first, next(t.slot for t in history if t.signature == first)),
         (second, next(t.slot for t in history if t.signature == second))]
