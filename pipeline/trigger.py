@@ -39,6 +39,9 @@ from pipeline.wire import ExecuteOrder, decode_execute_order, now_ms
 
 log = logging.getLogger(__name__)
 
+FIRE_CONCURRENCY = 64
+"""Triggers of one sweep decided and published concurrently (journal + broker round trips)."""
+
 Fire = Callable[[ExecuteOrder, int, OrderTriggered], Awaitable[None]]
 """Called once per order whose compare-and-set this worker won: (command, attempt, event)."""
 Expire = Callable[[str], Awaitable[None]]
@@ -155,8 +158,10 @@ class TriggerEngine:
             fired.extend((o, best_out(o.amount_in)) for o in done.triggered)
         self.stats.sweeps += 1
         self.stats.last_sweep_s = time.perf_counter() - started
-        for order, observed in fired:
-            await self._trigger(order, observed, view.slot)
+        # Each trigger is a journal round trip and a broker ack: many at once, not in turn.
+        for start in range(0, len(fired), FIRE_CONCURRENCY):
+            await asyncio.gather(*(self._trigger(order, observed, view.slot)
+                                   for order, observed in fired[start:start + FIRE_CONCURRENCY]))
 
     async def _trigger(self, order: OpenLimit, observed_out: int, slot: int) -> None:
         try:

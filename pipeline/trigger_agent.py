@@ -172,9 +172,15 @@ class TriggerService(Service):
             self._run(command_of(doc))  # the executor ends it expired
 
     def _run(self, cmd: ExecuteOrder) -> None:
+        """Execute a triggered order within the engine's in-flight bound (its slots), so a
+        price move that fires thousands of orders queues them instead of flooding venues."""
         executor = self.engine.executor
         assert executor is not None
-        spawn(executor.run(cmd), name=f"triggered-{cmd.order_id}", into=self.engine.tasks)
+
+        async def run() -> None:
+            async with self.engine.slots:
+                await executor.run(cmd)
+        spawn(run(), name=f"triggered-{cmd.order_id}", into=self.engine.tasks)
 
     async def _expiry_loop(self) -> None:
         while not self.should_stop:
