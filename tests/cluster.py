@@ -36,7 +36,7 @@ from pipeline.wallet import write_keypair
 from pipeline.wire import ExecuteOrder
 from tests.helpers import free_port, wait_until
 
-TERMINAL = ("confirmed", "failed")
+TERMINAL = ("confirmed", "failed", "expired", "cancelled")
 
 
 @dataclass
