@@ -178,9 +178,11 @@ async def test_ui_is_served(ingress: Ingress) -> None:
     async with ingress.client.get("/") as resp:
         assert resp.status == 200
         assert "<form" in await resp.text()
-    for asset in ("/ui/app.js", "/ui/style.css"):
+    for asset, kind in (("/ui/js/main.js", "javascript"), ("/ui/js/swap.js", "javascript"),
+                        ("/ui/style.css", "text/css"), ("/ui/favicon.svg", "image/svg+xml")):
         async with ingress.client.get(asset) as resp:
             assert resp.status == 200, asset
+            assert kind in resp.headers["Content-Type"], asset  # modules need a JS MIME type
 
 
 class RefusingProducer:

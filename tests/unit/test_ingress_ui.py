@@ -1,8 +1,11 @@
-"""The UI's live feed and submit logic (ui/app.js), run in node against fakes.
+"""The page's logic (ui/js/*.js, plain ES modules), run in node against fakes.
 
 Reconnects with growing, capped, jittered back-off; the back-off resets once a
 connection works; in-flight orders are re-subscribed with ``after``; events are
-applied once per eventId; a submission keeps one Idempotency-Key across retries.
+applied once per eventId; a submission keeps one Idempotency-Key across retries;
+amounts typed are parsed exactly (an empty amount is "enter an amount", never sent);
+a stale quote request is aborted; CSV export escapes; p50/p99 are true quantiles.
+The page itself runs in a real browser in tests/integration/test_browser.py.
 Skipped where node is not installed.
 """
 
@@ -17,11 +20,14 @@ import pytest
 from orderflow.settings import REPO_ROOT
 
 NODE = shutil.which("node")
-APP_JS = REPO_ROOT / "ui" / "app.js"
+UI_JS = REPO_ROOT / "ui" / "js"
 
 HARNESS = r"""
-const assert = require("node:assert/strict");
-const ui = require(process.argv[2]);
+import assert from "node:assert/strict";
+import { pathToFileURL } from "node:url";
+const load = (name) => import(pathToFileURL(`${process.argv[2]}/${name}`).href);
+const ui = { ...(await load("api.js")), ...(await load("feed.js")), ...(await load("format.js")),
+             ...(await load("history.js")), ...(await load("live.js")) };
 
 // ---- back-off ----
 for (let a = 0; a < 30; a++) {
@@ -149,14 +155,39 @@ assert.equal(timers.length, 0);  // stopping does not reconnect
   assert.equal(down.status, 0);
   assert.equal(n, 3);
   assert.notEqual(ui.newIdempotencyKey(), ui.newIdempotencyKey());
-  // ---- the order form's body and legible failure codes ----
-  assert.deepEqual(ui.orderBody({ tokenIn: "SOL", tokenOut: "USDC", amount: " 1.5 ",
-                                  slippageBps: "", maxPriceImpactBps: "" }),
-                   { type: "market", tokenIn: "SOL", tokenOut: "USDC", amount: "1.5",
-                     slippageBps: 50 });
-  assert.equal(ui.orderBody({ tokenIn: "SOL", tokenOut: "USDC", amount: "1",
-                              slippageBps: "75", maxPriceImpactBps: "300" }).maxPriceImpactBps,
-               300);
+  // ---- amounts typed, exactly ----
+  assert.deepEqual(ui.parseAmount("", 9), { empty: true });   // no "1.5" placeholder sent
+  assert.deepEqual(ui.parseAmount(" 1.5 ", 9), { base: 1500000000n });
+  assert.deepEqual(ui.parseAmount("0.000000001", 9), { base: 1n });
+  assert.equal(ui.parseAmount("0.0000000001", 9).error, "At most 9 decimals");
+  assert.equal(ui.parseAmount("1e3", 9).error, "Type a number, like 0.25");
+  assert.equal(ui.parseAmount("0", 6).error, "The amount must be more than 0");
+  assert.equal(ui.toUi("18446744073709551615", 9), "18446744073.709551615");
+  assert.equal(ui.toUi(-1500000n, 6), "-1.5");
+  assert.equal(ui.pretty("1234567.1234567", 4), "1,234,567.1234");
+  assert.equal(ui.diffBps("1010", "1000"), 100);
+  assert.equal(ui.diffBps("995", "1000"), -50);
+  // ---- only the latest quote request counts ----
+  const aborted = [];
+  const quote = ui.latest((signal, n) => new Promise((resolve, reject) => {
+    signal.addEventListener("abort", () => { aborted.push(n); reject(new Error("aborted")); });
+    setTimeout(() => resolve(n), 5);
+  }));
+  const [first, second] = await Promise.all([quote(1), quote(2)]);
+  assert.deepEqual(first, { stale: true });
+  assert.deepEqual(second, { value: 2, stale: false });
+  assert.deepEqual(aborted, [1]);
+  // ---- CSV export and latency quantiles ----
+  const csv = ui.toCsv([{ orderId: "o1", submittedAt: "t", status: "failed",
+                          tokenIn: { symbol: "SOL" }, tokenOut: { symbol: "USDC" }, amountIn: 1,
+                          error: { code: "no_route" },
+                          executedPrice: 'say "hi", ok' }]);
+  assert.equal(csv.split("\n")[1].split(",")[0], "o1");
+  assert.ok(csv.includes('"say ""hi"", ok"'));
+  const lat = Array.from({ length: 100 }, (_, i) => i + 1);
+  assert.equal(ui.quantile(lat, 0.5), 50);
+  assert.equal(ui.quantile(lat, 0.99), 99);
+  assert.equal(ui.quantile([], 0.5), null);
   assert.equal(ui.errorText("price_impact_too_high", "impact 12.5% exceeds 3%"),
                "Price impact too high: impact 12.5% exceeds 3% (price_impact_too_high)");
   assert.equal(ui.errorText("quote_deviation", "raydium 2% from meteora"),
@@ -171,9 +202,9 @@ assert.equal(timers.length, 0);  // stopping does not reconnect
 def test_ui_feed_reconnects_resubscribes_dedupes_and_submits_idempotently(
         tmp_path: Path) -> None:
     assert NODE is not None
-    harness = tmp_path / "harness.js"
+    harness = tmp_path / "harness.mjs"
     harness.write_text(HARNESS)
-    done = subprocess.run([NODE, str(harness), str(APP_JS)], capture_output=True, text=True,
+    done = subprocess.run([NODE, str(harness), str(UI_JS)], capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip() == "ui ok"
