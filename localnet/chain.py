@@ -95,6 +95,9 @@ class AccountSource(Protocol):
     def prepare(self, msg: Message | MessageV0) -> None:
         """Bring everything executing ``msg`` reads: its keys, lookup tables, program data."""
 
+    def token_accounts(self, owner: Pubkey, flt: dict[str, str]) -> None:
+        """Bring ``owner``'s token accounts matching ``flt`` (``mint`` or ``programId``)."""
+
 
 class Chain:
     """An in-process Solana cluster on LiteSVM with Solana's slot, blockhash and status rules.

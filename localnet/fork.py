@@ -11,7 +11,9 @@ fetched again, so closing an account on the fork does not resurrect the remote o
 
 Not fetched: what LiteSVM holds from genesis (sysvars, builtins, the SPL programs it
 bundles: the local versions run), and ``getProgramAccounts`` scans (only accounts already
-fetched are listed; a remote program scan could be millions of accounts).
+fetched are listed; a remote program scan could be millions of accounts). One owner's token
+accounts (``getTokenAccountsByOwner``) are a bounded scan: the remote's list is fetched
+first, so a wallet's balances on the fork are the origin's until the fork moves them.
 
 Fetches are synchronous JSON-RPC calls (``getMultipleAccounts``, 100 keys a call) from the
 event loop: the chain is single-threaded, and a transaction cannot run before its
@@ -124,6 +126,21 @@ class ForkSource:
         self.fetched += len(found)
         if found:
             log.info("fork: fetched %d account(s) from %s", len(found), self.remote.url)
+
+    def token_accounts(self, owner: Pubkey, flt: dict[str, str]) -> None:
+        """Bring ``owner``'s token accounts (``flt``: ``{"mint"|"programId": address}``)
+        and the mint from the remote; a remote that refuses the query leaves the local ones."""
+        try:
+            result = self.remote.call("getTokenAccountsByOwner", [
+                str(owner), flt, {"encoding": "base64", "commitment": "confirmed",
+                                  "dataSlice": {"offset": 0, "length": 0}}])
+        except ForkError as exc:
+            log.debug("fork: %s", exc)
+            result = None
+        listed = result.get("value") if isinstance(result, dict) else None
+        keys = [Pubkey.from_string(v) for v in flt.values()]
+        keys += [Pubkey.from_string(e["pubkey"]) for e in listed or []]
+        self.ensure(keys)
 
     def prepare(self, msg: Message | MessageV0) -> None:
         keys = list(msg.account_keys)

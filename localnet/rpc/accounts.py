@@ -170,6 +170,10 @@ class AccountMethods(Methods):
         flt = param_arg(params, 1, "filter")
         cfg = param_config(params, 2)
         slot = self._bank_slot(cfg)
+        if self.chain.source is not None and isinstance(flt, dict) and len(flt) == 1:
+            key, value = next(iter(flt.items()))
+            if key in ("mint", "programId") and isinstance(value, str):
+                self.chain.source.token_accounts(owner, {key: str(param_pubkey(value))})
         if isinstance(flt, dict) and "mint" in flt:
             mint = param_pubkey(flt["mint"])
             if mint != NATIVE_MINT and self.chain.tokens.mint_decimals(mint) is None:
