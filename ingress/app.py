@@ -30,6 +30,8 @@ from psycopg_pool import AsyncConnectionPool
 from ingress.api_docs import register as register_docs
 from ingress.api_keys import ApiKeyStore
 from ingress.auth import Auth, is_loopback
+from ingress.cancel_api import CancelApi
+from ingress.chain_view import ChainView
 from ingress.config import IngressConfig
 from ingress.connections import start_site
 from ingress.health import HealthApi
@@ -40,6 +42,7 @@ from ingress.kafka_bus import KafkaOrderBus
 from ingress.market_api import MarketApi
 from ingress.market_wiring import market_access
 from ingress.metrics import IngressMetrics
+from ingress.open_orders import TriggerDistance
 from ingress.orders_api import MAX_BODY_BYTES, OrdersApi
 from ingress.origin import OriginPolicy, origin_guard
 from ingress.pg_api_keys import PostgresApiKeyStore
@@ -47,6 +50,7 @@ from ingress.pg_idempotency import PostgresIdempotencyStore
 from ingress.pg_idempotency import configure_connection as configure_idempotency_connection
 from ingress.pg_store import PostgresOrderStore
 from ingress.pg_workers import PostgresWorkerRegistry
+from ingress.pool_charts import PoolCharts
 from ingress.ports import OrderBus, OrderStore, WorkerRegistry
 from ingress.responses import error_response
 from ingress.status_feed import StatusFeed
@@ -107,12 +111,12 @@ def build_app(config: IngressConfig, *, producer: OrderBus, store: OrderStore, h
     checks bearer keys (required unless ``config.host`` is loopback: ingress/auth.py)."""
     metrics = metrics if metrics is not None else IngressMetrics()
     keys = idempotency if idempotency is not None else InMemoryIdempotencyStore()
-    intake = OrderIntake(producer, metrics, keys)
-    orders = OrdersApi(intake, store, metrics, api_keys)
-    sockets = WebSocketApi(intake, store, hub, metrics, api_keys)
-    health = HealthApi(config.rpc_url, producer, store, metrics, workers)
+    intake = OrderIntake(producer, metrics, keys, market_ttl_ms=config.market_ttl_ms)
     market = market if market is not None else MarketApi(
         None, VenueSet(), balances=None, wallet=None)
+    orders = OrdersApi(intake, store, metrics, api_keys, TriggerDistance(market.router))
+    sockets = WebSocketApi(intake, store, hub, metrics, api_keys)
+    health = HealthApi(config.rpc_url, producer, store, metrics, workers)
 
     auth = Auth(api_keys, required=not is_loopback(config.host))
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[
@@ -123,9 +127,14 @@ def build_app(config: IngressConfig, *, producer: OrderBus, store: OrderStore, h
     app.router.add_get("/api/orders/ws", sockets.subscribe)
     app.router.add_get("/api/orders", orders.list_orders)
     app.router.add_get("/api/orders/{orderId}", orders.get_order)
+    # not the literal paths above: DELETE /api/orders/execute stays a 405, not an order id
+    app.router.add_delete("/api/orders/{orderId:(?!(?:execute|ws)$)[^{}/]+}",
+                          CancelApi(intake, store, hub, api_keys).cancel)
     app.router.add_get("/api/quote", market.quote)
     app.router.add_get("/api/markets", market.markets)
     app.router.add_get("/api/wallet", market.wallet)
+    ChainView(config.rpc_url, config.venues).register(app)
+    PoolCharts(config.venues).register(app)
     app.router.add_get("/api/openapi.json", openapi_document)
     register_docs(app)  # /docs: the reference page over that document
     app.router.add_get("/healthz", health.healthz)
