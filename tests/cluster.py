@@ -79,6 +79,9 @@ class Cluster:
             "ORDERFLOW_SESSION_TIMEOUT_S": "2",
             "ORDERFLOW_REBALANCE_TIMEOUT_S": "2",
             "ORDERFLOW_LEASE_S": "3",
+            # Kills and outages hold orders for a while; these tests are about losing and
+            # doubling nothing, not expiry (tests/integration/test_order_endings.py is).
+            "ORDERFLOW_MARKET_ORDER_TTL_S": "600",
             **self.extra_env,
             **overrides,
         }
