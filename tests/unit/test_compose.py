@@ -198,3 +198,14 @@ def test_dockerfile_copies_every_package() -> None:
         assert f"COPY {package} ./{package}" in dockerfile, f"Dockerfile does not copy {package}/"
     assert "-c constraints.txt" in dockerfile
     assert re.search(r"^USER (?!root)", dockerfile, re.M), "the image must not run as root"
+
+
+def test_published_contract_schemas_are_the_pipelines_own() -> None:
+    """deploy/kafka/ hands producers the JSON Schemas; they must be the ones the pipeline
+    validates against, every version of them."""
+    contracts = ROOT / "pipeline" / "contracts"
+    published = ROOT / "deploy" / "kafka"
+    names = sorted(p.name for p in contracts.glob("*.schema.json"))
+    assert names == sorted(p.name for p in published.glob("*.schema.json"))
+    for name in names:
+        assert (published / name).read_bytes() == (contracts / name).read_bytes(), name
