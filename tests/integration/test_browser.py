@@ -185,10 +185,10 @@ def test_typing_an_amount_quotes_both_venues_live(page: Any, system: System) -> 
                   "0.000005 SOL", "Priority fee", "Route"):
         assert label in facts, facts
     assert "1 SOL = " in page.locator("#rate").inner_text()
+    shot(page, system, "01-quote")
     page.locator("#rate").click()
     assert "1 USDC = " in page.locator("#rate").inner_text()  # the rate both ways
     assert submit_button.is_enabled() and submit_button.inner_text() == "Swap"
-    shot(page, system, "01-quote")
     # Beyond the engine's price-impact limit the page refuses, naming why.
     page.locator("#amount").fill("5000")
     page.wait_for_selector("#warning.refusal")
@@ -288,9 +288,13 @@ def test_limit_order_is_placed_and_cancelled(page: Any, system: System) -> None:
     page.locator("input[name=limitPrice]").fill("1000")  # far above the market: waits open
     page.wait_for_function("document.querySelector('#submit').textContent === 'Place limit order'")
     page.locator("#submit").click()
-    link = page.locator("#form-msg a")
-    order_id = link.get_attribute("href").rsplit("/", 1)[1]
-    _wait(lambda: order_of(system, order_id).get("status") == "open", 60, "the limit order open")
+    page.wait_for_function("(document.querySelector('#form-msg a') || {}).textContent "
+                           "=== 'follow it'")
+    order_id = page.locator("#form-msg a").get_attribute("href").rsplit("/", 1)[1]
+    assert order_of(system, order_id).get("type", "limit") == "limit"
+    seen: list[str] = []
+    _wait(lambda: seen.append(str(order_of(system, order_id).get("status")))  # type: ignore[func-returns-value]
+          or seen[-1] == "open", 60, f"the limit order open (statuses seen: {seen[-1:]})")
     page.goto(f"{system.url}/#/orders")
     row = page.locator(f"#open-rows tr[data-order-id='{order_id}']")
     row.wait_for()
@@ -298,6 +302,7 @@ def test_limit_order_is_placed_and_cancelled(page: Any, system: System) -> None:
     row.get_by_role("button", name="Cancel").click()
     ended = wait_terminal(system, order_id)
     assert ended["status"] == "cancelled", ended
+    row.wait_for(state="detached")  # the table follows the feed
 
 
 def test_markets_show_pools_and_charts(page: Any, system: System) -> None:

@@ -98,6 +98,12 @@ async function loadPage() {
   renderTable();
 }
 
+// A status changed while the table is shown: the current page and the open orders again.
+export function refreshHistory() {
+  loadPage();
+  loadOpen();
+}
+
 export function reloadHistory() {
   state.cursors = [null];
   state.page = 0;

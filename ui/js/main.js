@@ -1,12 +1,12 @@
 // The page: one store of orders fed by one WebSocket, and views chosen by the URL hash
 // (#/swap, #/orders, #/markets, #/live, #/order/<id>, #/tx/<signature>).
 
-import { getJson } from "./api.js";
+import { debounce, getJson } from "./api.js";
 import { $, $$, copy } from "./dom.js";
 import { createFeed } from "./feed.js";
 import { hideLive, initLive, setConnState, showLive } from "./live.js";
 import { hideMarkets, showMarkets } from "./markets.js";
-import { initHistory, reloadHistory } from "./history.js";
+import { initHistory, refreshHistory, reloadHistory } from "./history.js";
 import { hideOrder, showOrder } from "./order_view.js";
 import { createStore, TERMINAL } from "./store.js";
 import { enableTypes, initSwap, loadWallet, renderRecent } from "./swap.js";
@@ -82,7 +82,9 @@ document.addEventListener("DOMContentLoaded", async () => {
   initSwap(deps);
   initHistory(deps);
   initLive(deps);
+  const refresh = debounce(refreshHistory, 700); // the sink writes a moment after the feed
   store.subscribe((entry, ev) => {
+    if (!$("[data-view=orders]").hidden) refresh();
     if (deps.pending.has(entry.orderId)) {
       renderRecent();
       if (TERMINAL.has(ev.status)) loadWallet();

@@ -321,6 +321,8 @@ async function submit(event) {
   state.busy = true;
   setButton("Sending…", false);
   const msg = $("#form-msg");
+  msg.hidden = true;
+  msg.replaceChildren();
   try {
     const { status, doc } = await submitOrder(orderBody(), {
       onRetry: () => { msg.hidden = false; msg.textContent = "Retrying…"; } });
