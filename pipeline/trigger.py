@@ -85,6 +85,7 @@ class TriggerEngine:
         self._owned: set[int] | None = None  # None: every partition (a single worker)
         self._expiry: list[tuple[int, str]] = []
         self._pending_opens: set[str] = set()
+        self._max_amount: dict[tuple[str, str], int] = {}  # never lowered: a probe size
         self._tasks: set[asyncio.Task[Any]] = set()
         self.stats = Stats()
 
@@ -102,6 +103,8 @@ class TriggerEngine:
         if cmd.order_type is OrderType.LIMIT and cmd.limit is not None:
             added = self.book.add(OpenLimit(cmd.order_id, cmd.token_in, cmd.token_out,
                                             cmd.amount_in, cmd.limit.min_out))
+            key = (cmd.token_in, cmd.token_out)
+            self._max_amount[key] = max(self._max_amount.get(key, 0), cmd.amount_in)
         elif cmd.order_type is OrderType.SNIPER and cmd.sniper is not None:
             added = self.snipers.add(OpenSniper(cmd.order_id, cmd.token_in, cmd.token_out,
                                                 cmd.amount_in, cmd.sniper))
@@ -110,6 +113,11 @@ class TriggerEngine:
         if added and cmd.expires_at_ms is not None:
             heapq.heappush(self._expiry, (cmd.expires_at_ms, cmd.order_id))
         return added
+
+    def probe_amount(self, token_in: str, token_out: str) -> int:
+        """The largest amount an open order of the direction sells (at least ever held):
+        how far a feed must read a pool for every candidate's exact quote."""
+        return self._max_amount.get((token_in, token_out), 0)
 
     def pairs(self) -> list[Pair]:
         return list({pair_of(*d) for d in self.book.directions()})

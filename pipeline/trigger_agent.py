@@ -26,6 +26,7 @@ import faust
 from mode import Service
 from psycopg_pool import AsyncConnectionPool
 from solana.rpc.async_api import AsyncClient
+from solders.pubkey import Pubkey
 
 from pipeline import topics
 from pipeline.accounts import RpcAccounts
@@ -35,6 +36,8 @@ from pipeline.failpoints import Failpoints
 from pipeline.kafka_outbox import BROKER_ERRORS, PRODUCE_TIMEOUT_S
 from pipeline.lifecycle import OrderStatus, OrderTriggered, apply
 from pipeline.metrics import EngineMetrics
+from pipeline.model import Venue
+from pipeline.onchain_feed import OnchainPairsFeed
 from pipeline.pool_watch import OnchainProbe, WsPoolWatch, watched_programs
 from pipeline.price_feed import AccountWakeups, MarketPoolsFeed, PriceFeed
 from pipeline.sniper import NewPool
@@ -79,6 +82,7 @@ class TriggerService(Service):
         self._assigned: set[int] | None = None
         self._store: PgTriggerStore | None = None
         self.pool_watch: WsPoolWatch | None = None
+        self._client: AsyncClient | None = None
 
     async def on_start(self) -> None:
         self._pool = AsyncConnectionPool(self.config.database_url, min_size=1, max_size=4,
@@ -95,7 +99,7 @@ class TriggerService(Service):
         await self.engine.ready.wait()
         self.engine.executor.set_opener(self.open)
         await trigger.assign(self._assigned)
-        feed = self._feed()
+        feed = self._feed(trigger)
         if feed is not None:
             self.add_future(feed.run(trigger.pairs, trigger.on_view))
         if self.config.venues == "onchain":
@@ -103,33 +107,46 @@ class TriggerService(Service):
         self.add_future(self._expiry_loop())
         self.ready.set()
 
-    def _feed(self) -> PriceFeed | None:
+    def _feed(self, trigger: TriggerEngine) -> PriceFeed | None:
         c = self.config
+        wakeups = AccountWakeups(pubsub_url(c.solana_rpc_url))
         if c.venues == "local-market" and c.venue_url is not None:
             assert self._session is not None
-            return MarketPoolsFeed(c.venue_url, self._session,
-                                   wakeups=AccountWakeups(pubsub_url(c.solana_rpc_url)))
-        log.warning("no price feed for venues=%s yet: limit orders stay open until they "
+            return MarketPoolsFeed(c.venue_url, self._session, wakeups=wakeups)
+        if c.venues == "onchain":
+            explicit: dict[Venue, list[Pubkey]] = {}
+            for venue, address in c.pools:
+                explicit.setdefault(Venue(venue), []).append(Pubkey.from_string(address))
+            return OnchainPairsFeed(self._reader(), RAYDIUM_CP_PROGRAM[Cluster(c.cluster)],
+                                    probe_amount=trigger.probe_amount, explicit=explicit,
+                                    wakeups=wakeups)
+        log.warning("no price feed for venues=%s: limit orders stay open until they "
                     "expire", c.venues)
         return None
+
+    def _reader(self) -> RpcAccounts:
+        if self._client is None:
+            self._client = AsyncClient(self.config.solana_rpc_url, timeout=10)
+        return RpcAccounts(self._client)
 
     async def _watch_pools(self, trigger: TriggerEngine) -> None:
         """Sniper orders: new pools of both programs, from the PubSub's notifications."""
         program = RAYDIUM_CP_PROGRAM[Cluster(self.config.cluster)]
-        async with AsyncClient(self.config.solana_rpc_url, timeout=10) as client:
-            reader = RpcAccounts(client)
-            probe = OnchainProbe(reader, program)
-            self.pool_watch = WsPoolWatch(pubsub_url(self.config.solana_rpc_url), reader,
-                                          watched_programs(program))
+        reader = self._reader()
+        probe = OnchainProbe(reader, program)
+        self.pool_watch = WsPoolWatch(pubsub_url(self.config.solana_rpc_url), reader,
+                                      watched_programs(program))
 
-            async def on_pool(pool: NewPool) -> None:
-                try:
-                    await trigger.on_pool(pool, probe)
-                except Exception as exc:  # one bad sighting must not stop the watch
-                    log.warning("new pool %s: %r", pool.address, exc)
-            await self.pool_watch.run(on_pool)
+        async def on_pool(pool: NewPool) -> None:
+            try:
+                await trigger.on_pool(pool, probe)
+            except Exception as exc:  # one bad sighting must not stop the watch
+                log.warning("new pool %s: %r", pool.address, exc)
+        await self.pool_watch.run(on_pool)
 
     async def on_stop(self) -> None:
+        if self._client is not None:
+            await self._client.close()
         if self._session is not None:
             await self._session.close()
         if self._pool is not None:

@@ -1,5 +1,5 @@
-"""Sniper orders on the real Raydium CP-Swap and Meteora DLMM programs (hand check in CI's
-absence of the binaries: skipped unless /work/binaries holds both, see docs/real-programs.md).
+"""Sniper and limit orders on the real Raydium CP-Swap and Meteora DLMM programs (skipped
+unless /work/binaries holds both binaries, see docs/real-programs.md; CI has none).
 
 A real localnet loads both programs (the stack's on-chain market: config accounts, a
 SOL/USDC pool and pair); a worker trades on chain. A new token's mint exists, no pool yet;
@@ -145,3 +145,59 @@ async def test_a_sniper_buys_a_new_pool_within_bounded_slots(net: Net) -> None:
                              "WHERE order_id = %s", (dust.order_id,)).fetchone()
     assert found is not None and found[0] == "open" and found[1] == "sniper_refused"
     assert "below the order's minimum liquidity" in found[2], found
+
+
+async def real_trade(rpc: str, trader: Keypair, tin: str, tout: str, amount: int) -> None:
+    """A trader's swap on the CP-Swap pool, built and sent the engine's own way."""
+    from pipeline.accounts import RpcAccounts
+    from pipeline.model import Venue
+    from pipeline.solana_rpc import sign_as
+    from pipeline.venues.onchain import OnchainVenues
+    from pipeline.venues.onchain_pools import RaydiumCpPools
+
+    async with AsyncClient(rpc) as client:
+        venues = OnchainVenues(RpcAccounts(client), {Venue.RAYDIUM: RaydiumCpPools(
+            RAYDIUM_CP_PROGRAM[ClusterName.LOCALNET])})
+        quote = await venues.quote(Venue.RAYDIUM, tin, tout, amount, 100)
+        built = await venues.swap_transaction(quote, str(trader.pubkey()),
+                                              memo=f"orderflow:trade-{uuid.uuid4().hex[:8]}")
+        sig = (await client.send_raw_transaction(bytes(sign_as(built.tx_bytes, trader)))).value
+        await client.confirm_transaction(sig, Confirmed)
+
+
+async def test_limit_orders_on_the_real_programs_trigger_once_no_worse_than_the_limit(
+        net: Net) -> None:
+    """The on-chain price feed: a limit below the market fires at once, one above it after
+    a real USDC -> SOL trade on the CP-Swap pool lifts SOL; each fills at least its limit."""
+    from pipeline.model import LimitTerms
+    from pipeline.tokens import USDC
+
+    rpc = net.stack.rpc_url
+    assert rpc is not None
+    net.stack.start_worker("w1", env=net.stack.child_env())
+    now = now_ms()
+    tag = uuid.uuid4().hex[:8]
+
+    def sell(order_id: str, min_usdc: int) -> ExecuteOrder:
+        return ExecuteOrder(order_id, SOL.mint, USDC.mint, 10**9, 50, now, "kafka",
+                            order_type=OrderType.LIMIT, expires_at_ms=now + 300_000,
+                            limit=LimitTerms(min_usdc))
+    below, above = sell(f"lim-below-{tag}", 140_000_000), sell(f"lim-above-{tag}", 151_000_000)
+    async with Statuses(net.broker, {below.order_id, above.order_id}) as st:
+        producer = AIOKafkaProducer(bootstrap_servers=net.broker, acks="all")
+        await producer.start()
+        try:
+            for cmd in (below, above):
+                await producer.send_and_wait("orders", cmd.encode(), key=cmd.order_id.encode())
+        finally:
+            await producer.stop()
+        first = await st.until(below.order_id, "confirmed", 90)
+        await st.until(above.order_id, "open", 30)
+        # ~+2 % on the CP-Swap pool: past the limit, within the router's 5 % venue deviation
+        await real_trade(rpc, net.wallet, USDC.mint, SOL.mint, 1_500 * 10**6)
+        second = await st.until(above.order_id, "confirmed", 90)
+    assert int(first["data"]["amountOut"]) >= 140_000_000
+    assert int(second["data"]["amountOut"]) >= 151_000_000
+    for cmd in (below, above):
+        assert st.statuses(cmd.order_id) == ["pending", "open", "triggered", "routing",
+                                              "building", "submitted", "confirmed"]
