@@ -66,11 +66,15 @@ class PgTriggerStore:
         return [(row[0], row[1]) for row in rows]
 
     async def mark_triggered(self, order_id: str) -> tuple[dict[str, Any], int] | None:
+        # A cancel that already won (migration 007's order_fates) is not triggered over:
+        # the executor ends such an order cancelled, and would anyway (record_broadcast
+        # consults the fate), but no `triggered` should be published for it.
         rows = await self._fetch(
-            "UPDATE executions SET status = 'triggered', updated_at = now() "
+            "UPDATE executions e SET status = 'triggered', updated_at = now() "
             "WHERE order_id = %s AND status = 'open' AND NOT terminal "
-            "AND (owner IS NULL OR lease_until < now()) RETURNING command, attempt",
-            (order_id,))
+            "AND (owner IS NULL OR lease_until < now()) AND NOT EXISTS (SELECT 1 FROM "
+            "order_fates f WHERE f.order_id = e.order_id AND f.fate = 'cancelled') "
+            "RETURNING command, attempt", (order_id,))
         return (rows[0][0], rows[0][1]) if rows else None
 
     async def command(self, order_id: str) -> dict[str, Any] | None:
