@@ -71,6 +71,7 @@ class WalletTx:
     order_ids: list[str]
     deltas: dict[str, int]  # per mint, fee excluded (pipeline.reconcile.wallet_deltas)
     fee: int  # paid by the wallet (0 if someone else paid)
+    signed_by_wallet: bool = True  # False: another party's transaction naming the wallet
 
 
 def balances_of(value: Any) -> TxBalances:
@@ -87,6 +88,11 @@ def balances_of(value: Any) -> TxBalances:
     return TxBalances(keys, meta.fee, keys[0], list(meta.pre_balances),
                       list(meta.post_balances), tokens(meta.pre_token_balances),
                       tokens(meta.post_token_balances))
+
+
+def _signatures(value: Any) -> int:
+    """How many of the transaction's first account keys signed it."""
+    return int(value.transaction.transaction.message.header.num_required_signatures)
 
 
 async def newest_signature(rpc: AsyncClient, wallet: Pubkey) -> str | None:
@@ -129,10 +135,11 @@ async def load_transactions(rpc: AsyncClient, wallet: Pubkey, found: list[tuple[
             return None
         meta = resp.value.transaction.meta
         tx = balances_of(resp.value)
+        signers = tx.account_keys[:_signatures(resp.value)]
         return WalletTx(sig, resp.value.slot,
                         None if meta is None or meta.err is None else str(meta.err),
                         order_ids, wallet_deltas(tx, owner),
-                        tx.fee if tx.fee_payer == owner else 0)
+                        tx.fee if tx.fee_payer == owner else 0, owner in signers)
 
     txs = await asyncio.gather(*(load(sig, oids) for sig, oids in found))
     return sorted((t for t in txs if t is not None), key=lambda t: t.slot)
@@ -188,7 +195,10 @@ def judge(accepted: Iterable[str], read_model: Mapping[str, Mapping[str, Any]],
     for tx in history:
         if tx.err is not None:
             continue
-        if not tx.order_ids:
+        if not tx.order_ids and (tx.signed_by_wallet or any(tx.deltas.values())):
+            # Unexplained: the wallet spent, or its balances moved. Another party's
+            # transaction that only names the wallet (the local market approving it as
+            # delegate of a payout escrow) moves nothing of ours and is not judged.
             v.add("landed_without_memo", {"signature": tx.signature, "deltas": tx.deltas})
         for oid in tx.order_ids:
             landed.setdefault(oid, []).append(tx)
