@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from solders.pubkey import Pubkey
 
 from pipeline.errors import EngineUnavailable, InvalidOrder
 from pipeline.lifecycle import OrderTriggered
@@ -35,7 +36,8 @@ from pipeline.tasks import spawn
 from pipeline.trigger_book import OpenLimit, TriggerBook, sweep
 from pipeline.trigger_curves import PairView
 from pipeline.trigger_store import TriggerStore
-from pipeline.wire import ExecuteOrder, decode_execute_order, now_ms
+from pipeline.wire import ExecuteOrder, decode_execute_order, now_ms, parse_iso_ms
+from pipeline.wire_terms import terms_from_json
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,26 @@ def partition_of(token_a: str, token_b: str, partitions: int) -> int:
 
 
 def command_of(doc: dict[str, Any]) -> ExecuteOrder:
+    """The command of a journal row. The row holds ``ExecuteOrder.to_json()`` as the
+    executor wrote it, so it is read directly; only when that reading does not give the
+    same JSON back (a row this code did not write) is it decoded and validated in full.
+    (Full validation costs ~0.25 ms, which a price move firing 10,000 orders feels.)"""
+    try:
+        submitted = parse_iso_ms(doc["submittedAt"])
+        terms = terms_from_json(doc, submitted)
+        cmd = ExecuteOrder(
+            order_id=doc["orderId"], token_in=doc["tokenIn"], token_out=doc["tokenOut"],
+            amount_in=doc["amountIn"], slippage_bps=doc["slippageBps"],
+            submitted_at_ms=submitted, source=doc["source"], client_ref=doc.get("clientRef"),
+            max_price_impact_bps=doc.get("maxPriceImpactBps"), order_type=terms.order_type,
+            expires_at_ms=terms.expires_at_ms, limit=terms.limit, sniper=terms.sniper)
+        exact = (all(str(Pubkey.from_string(m)) == m for m in (cmd.token_in, cmd.token_out))
+                 and all(type(v) is int for v in (cmd.amount_in, cmd.slippage_bps))
+                 and type(cmd.max_price_impact_bps) in (int, type(None)))
+        if exact and cmd.to_json() == doc:
+            return cmd
+    except (KeyError, TypeError, ValueError, InvalidOrder):
+        pass
     return decode_execute_order(orjson.dumps(doc))
 
 

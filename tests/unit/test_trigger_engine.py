@@ -5,19 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from solders.pubkey import Pubkey
 
 from dexmath import cpmm
-from pipeline.errors import JournalUnavailable
+from pipeline.errors import InvalidOrder, JournalUnavailable
 from pipeline.lifecycle import OrderTriggered
 from pipeline.model import LimitTerms, OrderType, SniperTerms, Venue
 from pipeline.price_feed import pair_of
 from pipeline.sniper import NewPool, Probe
 from pipeline.tokens import SOL, USDC, USDT
-from pipeline.trigger import TriggerEngine, partition_of
+from pipeline.trigger import TriggerEngine, command_of, partition_of
 from pipeline.trigger_curves import CpmmCurve, PairView
-from pipeline.wire import ExecuteOrder, now_ms
+from pipeline.wire import ExecuteOrder, decode_execute_order, now_ms
 
 ONE_SOL = 10**9
 
@@ -236,3 +237,22 @@ async def test_a_pool_of_another_pair_is_not_probed() -> None:
     probe = FixedProbe(Probe(10**12, 10**12, 1))
     await r.engine.on_pool(other, probe)
     assert probe.asked == [] and r.fired == []
+
+
+@pytest.mark.parametrize("cmd", [
+    limit("limit-0009", 150_000_000),
+    sniper("snipe-0009"),
+    ExecuteOrder("market-0009", SOL.mint, USDC.mint, ONE_SOL, 50, 1_700_000_000_000, "http",
+                 "ref-1", 300),
+])
+def test_a_journal_row_reads_back_as_its_command(cmd: ExecuteOrder) -> None:
+    """The direct read of the journal's copy equals the full decode and the command."""
+    doc = cmd.to_json()
+    assert command_of(doc) == decode_execute_order(orjson.dumps(doc)) == cmd
+
+
+def test_a_row_this_code_did_not_write_is_decoded_in_full() -> None:
+    doc = limit("limit-0010", 150_000_000).to_json() | {"tokenIn": "SOL"}  # a symbol
+    assert command_of(doc).token_in == SOL.mint
+    with pytest.raises(InvalidOrder):
+        command_of(doc | {"amountIn": 1.5})
