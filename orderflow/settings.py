@@ -20,6 +20,7 @@ from pipeline.config import BrokerConfig, ExecutorConfig
 from pipeline.errors import ConfigError
 from pipeline.guards import PriceLimits
 from pipeline.signature_feed import pubsub_url
+from pipeline.txbuild import FeePolicy
 from pipeline.venue_set import VenueSet
 from sinks.status_sink import SinkConfig
 
@@ -94,6 +95,22 @@ def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str,
     return value
 
 
+def _fee_policy(env: Mapping[str, str]) -> FeePolicy:
+    """The priority fee: a percentile of the recent prioritization fees over the swap's
+    writable accounts, clamped (micro-lamports per compute unit)."""
+    d = FeePolicy()
+    lo = _int(env, "ORDERFLOW_PRIORITY_FEE_MIN_MICROLAMPORTS", d.min_micro_lamports, 0,
+              1_000_000_000)
+    hi = _int(env, "ORDERFLOW_PRIORITY_FEE_MAX_MICROLAMPORTS", d.max_micro_lamports, 0,
+              1_000_000_000)
+    if lo > hi:
+        raise ConfigError(message=f"ORDERFLOW_PRIORITY_FEE_MIN_MICROLAMPORTS={lo} is above "
+                                  f"ORDERFLOW_PRIORITY_FEE_MAX_MICROLAMPORTS={hi}")
+    return FeePolicy(percentile=_int(env, "ORDERFLOW_PRIORITY_FEE_PERCENTILE", d.percentile,
+                                     0, 100),
+                     min_micro_lamports=lo, max_micro_lamports=hi)
+
+
 def _pools(raw: str) -> tuple[tuple[str, str], ...]:
     """``raydium=ADDR,meteora=ADDR`` (repeat a venue for several pools)."""
     out: list[tuple[str, str]] = []
@@ -147,6 +164,8 @@ class Settings:
     jupiter_api_key: str | None = dataclasses.field(default=None, repr=False)  # never logged
     jupiter_priority_level: str = "veryHigh"  # medium | high | veryHigh (Jupiter v1)
     jupiter_max_priority_lamports: int = 1_000_000  # cap of Jupiter's priority fee per swap
+    # Priority fee of the transactions the engine builds itself (ORDERFLOW_VENUES=onchain).
+    priority_fee: FeePolicy = dataclasses.field(default_factory=FeePolicy)
     max_price_impact_bps: int = 300  # an order's default price-impact bound (pipeline/guards)
     max_venue_deviation_bps: int = 500  # winning quote vs the other venue
     max_recent_deviation_bps: int = 500  # winning quote vs recent fills (+ the impact bound)
@@ -220,6 +239,7 @@ class Settings:
             jupiter_max_priority_lamports=_int(env, "ORDERFLOW_JUPITER_MAX_PRIORITY_LAMPORTS",
                                                1_000_000, 0, 100_000_000),
             pools=_pools(env.get("ORDERFLOW_POOLS", "")),
+            priority_fee=_fee_policy(env),
             max_price_impact_bps=_int(env, "ORDERFLOW_MAX_PRICE_IMPACT_BPS", 300, 1, 10_000),
             max_venue_deviation_bps=_int(env, "ORDERFLOW_MAX_VENUE_DEVIATION_BPS", 500, 0,
                                          1_000_000),
@@ -287,6 +307,7 @@ class Settings:
             pools=s.pools, jupiter_api_key=s.jupiter_api_key,
             jupiter_priority_level=s.jupiter_priority_level,
             jupiter_max_priority_lamports=s.jupiter_max_priority_lamports,
+            priority_fee=s.priority_fee,
             max_in_flight=s.max_in_flight,
             max_attempts=s.max_attempts, lease_s=s.lease_s, rebroadcast_ms=s.rebroadcast_ms,
             confirm_poll_ms=s.confirm_poll_ms, commitment=s.commitment, solana_ws_url=ws_url,
@@ -325,7 +346,8 @@ class Settings:
             kind=self.venues, venue_url=self.venue_url, cluster=self.cluster, pools=self.pools,
             jupiter_api_key=self.jupiter_api_key,
             jupiter_priority_level=self.jupiter_priority_level,
-            jupiter_max_priority_lamports=self.jupiter_max_priority_lamports)
+            jupiter_max_priority_lamports=self.jupiter_max_priority_lamports,
+            fees=self.priority_fee)
 
     def wallet_address(self) -> str | None:
         """The wallet's public address (the ingress shows it; it never holds the key)."""

@@ -4,9 +4,11 @@ imports the settings object."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pipeline.txbuild import FeePolicy
 
 if TYPE_CHECKING:
     from pipeline.venue_set import VenueSet
@@ -64,6 +66,8 @@ class ExecutorConfig:
     jupiter_api_key: str | None = None  # x-api-key (Jupiter's portal); never in repr or logs
     jupiter_priority_level: str = "veryHigh"  # Jupiter v1 priorityLevelWithMaxLamports
     jupiter_max_priority_lamports: int = 1_000_000
+    # Priority fee and compute limit of the transactions the engine builds (onchain).
+    priority_fee: FeePolicy = field(default_factory=FeePolicy)
     max_in_flight: int = 512
     max_attempts: int = 3
     lease_s: int = 10
@@ -88,7 +92,8 @@ class ExecutorConfig:
         return VenueSet(kind=self.venues, venue_url=self.venue_url, cluster=self.cluster,
                         pools=self.pools, jupiter_api_key=self.jupiter_api_key,
                         jupiter_priority_level=self.jupiter_priority_level,
-                        jupiter_max_priority_lamports=self.jupiter_max_priority_lamports)
+                        jupiter_max_priority_lamports=self.jupiter_max_priority_lamports,
+                        fees=self.priority_fee)
 
     def __repr__(self) -> str:  # the wallet may be the key itself: never in a log line
         return (f"ExecutorConfig(rpc={self.solana_rpc_url!r}, venue={self.venue_url!r}, "

@@ -15,6 +15,7 @@ from solders.pubkey import Pubkey
 
 from pipeline.accounts import RpcAccounts
 from pipeline.model import Venue
+from pipeline.txbuild import FeePolicy
 from pipeline.venues import JupiterConfig, JupiterVenues, Venues
 from pipeline.venues.base import Cluster
 from pipeline.venues.onchain import OnchainVenues
@@ -34,6 +35,7 @@ class VenueSet:
     jupiter_api_key: str | None = dataclasses.field(default=None, repr=False)
     jupiter_priority_level: str = "veryHigh"
     jupiter_max_priority_lamports: int = 1_000_000
+    fees: FeePolicy = dataclasses.field(default_factory=FeePolicy)  # engine-built txs
     enabled: tuple[Venue, ...] = (Venue.RAYDIUM, Venue.METEORA)
 
     @property
@@ -61,4 +63,4 @@ def build_venues(spec: VenueSet, session: aiohttp.ClientSession, accounts: RpcAc
     return OnchainVenues(accounts, {
         Venue.RAYDIUM: RaydiumCpPools(RAYDIUM_CP_PROGRAM[cluster], explicit=explicit("raydium")),
         Venue.METEORA: MeteoraDlmmPools(explicit=explicit("meteora")),
-    })
+    }, fees=spec.fees)

@@ -6,6 +6,7 @@ import pytest
 
 from orderflow.settings import Settings
 from pipeline.errors import ConfigError
+from pipeline.txbuild import FeePolicy
 
 
 def test_defaults() -> None:
@@ -74,3 +75,21 @@ def test_market_order_ttl_reaches_the_executor_and_the_ingress() -> None:
     for bad in ("0", "-1", "1.5", "forever"):
         with pytest.raises(ConfigError, match="ORDERFLOW_MARKET_ORDER_TTL_S"):
             Settings.from_env({**base, "ORDERFLOW_MARKET_ORDER_TTL_S": bad})
+
+
+def test_priority_fee_policy_reaches_the_venues_the_engine_builds() -> None:
+    base = {"ORDERFLOW_DATABASE_URL": "postgresql://x/y", "ORDERFLOW_WALLET": "[" + ",".join(
+        ["1"] * 64) + "]", "ORDERFLOW_SOLANA_RPC_URL": "http://127.0.0.1:8899",
+        "ORDERFLOW_VENUES": "onchain"}
+    fees = {"ORDERFLOW_PRIORITY_FEE_PERCENTILE": "90",
+            "ORDERFLOW_PRIORITY_FEE_MIN_MICROLAMPORTS": "1000",
+            "ORDERFLOW_PRIORITY_FEE_MAX_MICROLAMPORTS": "50000"}
+    policy = Settings.from_env({**base, **fees}).executor_config().venue_set().fees
+    assert (policy.percentile, policy.min_micro_lamports, policy.max_micro_lamports) == (
+        90, 1000, 50000)
+    assert Settings.from_env(base).executor_config().venue_set().fees == FeePolicy()
+    for name, bad in (("ORDERFLOW_PRIORITY_FEE_PERCENTILE", "101"),
+                      ("ORDERFLOW_PRIORITY_FEE_MAX_MICROLAMPORTS", "-1"),
+                      ("ORDERFLOW_PRIORITY_FEE_MIN_MICROLAMPORTS", "60000")):
+        with pytest.raises(ConfigError, match=name):
+            Settings.from_env({**base, **fees, name: bad})
