@@ -29,7 +29,14 @@ from solders.transaction import VersionedTransaction
 
 from pipeline.attempt_end import AttemptEnded, as_order_error, ending_attempt
 from pipeline.chain_history import WalletHistory, has_memo, order_memo
-from pipeline.conditional import ConditionalSteps, Opener, Parked, check_floor, floor_quotes
+from pipeline.conditional import (
+    ConditionalSteps,
+    LimitNotReached,
+    Opener,
+    Parked,
+    check_floor,
+    floor_quotes,
+)
 from pipeline.errors import (
     EngineUnavailable,
     InsufficientFunds,
@@ -279,7 +286,9 @@ class OrderExecutor:
         if ending is not None:  # a cancel won, or the order expired, before any send
             done = await self._endings.end(job.command, order, ending)
             return Outcome(str(done.status))
+        # A limit the market moved back from re-opens however often: it is not a failure.
         if isinstance(exc, TransientError) and (order.attempt < self._max_attempts
+                                                or isinstance(exc, LimitNotReached)
                                                 or await self._may_have_swapped(order)):
             delay = retry_delay_ms(order.attempt)
             due = now_ms() + delay

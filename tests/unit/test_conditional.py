@@ -132,6 +132,21 @@ async def test_a_market_that_moved_back_reopens_the_order_without_trading() -> N
     assert r.opened == ["l-1", "l-1"]
 
 
+async def test_a_limit_the_market_keeps_moving_back_from_never_fails_for_it() -> None:
+    """Each race lost between trigger and routing re-opens the order; the retry budget of
+    transient errors (3 attempts) does not end it."""
+    r = crig(SigningVenues(raydium_out=149_400_000))
+    cmd = limit_order()
+    await r.executor.run(cmd)
+    for attempt in range(1, 6):
+        trigger(r, "l-1")
+        assert await r.executor.run(cmd, retry_attempt=attempt) is Outcome.RETRY_SCHEDULED
+        assert await r.executor.run(cmd, retry_attempt=attempt + 1) is Outcome.OPENED
+    row = r.journal.state.rows["l-1"]
+    assert row.status is OrderStatus.OPEN and row.attempt == 6 and not row.terminal
+    assert "failed" not in r.outbox.statuses("l-1") and r.venues.swaps_built == 0
+
+
 @given(st.integers(1, 10**15), st.integers(1, 10**15), st.integers(0, 5_000))
 def test_floor_slippage_is_the_largest_that_keeps_the_floor(
         expected: int, floor: int, slippage: int) -> None:
