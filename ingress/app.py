@@ -133,7 +133,7 @@ def build_app(config: IngressConfig, *, producer: OrderBus, store: OrderStore, h
     app.router.add_get("/api/quote", market.quote)
     app.router.add_get("/api/markets", market.markets)
     app.router.add_get("/api/wallet", market.wallet)
-    ChainView(config.rpc_url, config.venues).register(app)
+    ChainView(config.rpc_url, config.venues, keys_required=auth.required).register(app)
     PoolCharts(config.venues).register(app)
     app.router.add_get("/api/openapi.json", openapi_document)
     register_docs(app)  # /docs: the reference page over that document

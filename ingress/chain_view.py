@@ -1,6 +1,7 @@
 """What the page shows of the chain itself: ``GET /api/info`` (the cluster, so the page
-links the right explorer) and ``GET /api/tx/{signature}`` (a landed transaction as the RPC
-has it, for the localnet, where no public explorer can see it).
+links the right explorer, and whether API keys are required) and ``GET /api/tx/{signature}``
+(a landed transaction as the RPC has it, for the localnet, where no public explorer can
+see it).
 
 The transaction is read from the ingress's own RPC (``getTransaction`` jsonParsed,
 ``getSignatureStatuses``, ``getSlot``) and reduced to what a person checks: the
@@ -129,8 +130,10 @@ def transaction_view(signature: str, tx: dict[str, Any], status: dict[str, Any] 
 class ChainView:
     """The routes over the ingress's RPC (``None``: the transaction view answers 503)."""
 
-    def __init__(self, rpc_url: str | None, venues: VenueSet | None) -> None:
+    def __init__(self, rpc_url: str | None, venues: VenueSet | None, *,
+                 keys_required: bool = False) -> None:
         self._rpc_url = rpc_url
+        self._keys_required = keys_required
         self._venues = venues if venues is not None else VenueSet()
         self._session: aiohttp.ClientSession | None = None
 
@@ -146,11 +149,12 @@ class ChainView:
 
     async def info(self, _request: web.Request) -> web.Response:
         """``GET /api/info``: the cluster and the venues, so the page links the right
-        explorer and names what it quotes."""
+        explorer and names what it quotes, and whether it must ask for an API key."""
         spec = self._venues
         return json_response({"cluster": spec.cluster, "venueKind": spec.kind,
                               "venues": [v.value for v in spec.enabled],
-                              "explorer": spec.cluster in EXPLORER_CLUSTER})
+                              "explorer": spec.cluster in EXPLORER_CLUSTER,
+                              "apiKeys": "required" if self._keys_required else "optional"})
 
     async def _rpc(self, method: str, params: list[Any]) -> Any:
         assert self._session is not None and self._rpc_url is not None
