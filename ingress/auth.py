@@ -3,7 +3,11 @@
 - ``Authorization: Bearer ofk_…`` is checked whenever it is sent (a bad key is a 401, on
   loopback too); without it, a request is anonymous, which only an ingress listening on
   loopback accepts (``required`` otherwise: ``ORDERFLOW_HTTP_HOST`` beyond 127.0.0.1/::1).
-- WebSockets authenticate the same way: the header on the upgrade request.
+- WebSockets authenticate the same way: the header on the upgrade request, or, because a
+  browser cannot set headers on a WebSocket, the key as the subprotocol ``bearer.<key>``
+  offered beside ``orderflow`` (``new WebSocket(url, ["orderflow", "bearer." + key])``);
+  the server answers ``orderflow``, never the key. Only on an upgrade, only once (header
+  and subprotocol together are refused), never in the URL (URLs end up in logs).
 - A ``read`` key may not submit (403 ``insufficient_scope``).
 - Each key has a token bucket (its ``rate_per_s`` and ``burst``): beyond it, 429
   ``rate_limited`` with ``Retry-After`` in whole seconds.
@@ -27,6 +31,8 @@ from ingress.api_keys import ApiKey, ApiKeyStore, StoredKey, parse_token, verify
 from ingress.responses import error_response
 
 KEY_CACHE_S = 5.0
+SUBPROTOCOL = "orderflow"  # what the server answers to a WebSocket that offers it
+BEARER_PROTOCOL = "bearer."
 API_KEY = web.RequestKey("api_key", ApiKey)
 PUBLIC_PATHS = frozenset({"/api/openapi.json"})
 TRADE_PATHS = frozenset({"/api/orders/execute"})
@@ -118,7 +124,10 @@ class Auth:
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith("/api/") or request.path in PUBLIC_PATHS:
             return await handler(request)
-        outcome = await self.authenticate(request.headers.get(hdrs.AUTHORIZATION))
+        credentials = authorization(request)
+        if isinstance(credentials, web.Response):
+            return credentials
+        outcome = await self.authenticate(credentials)
         if isinstance(outcome, web.Response):
             return outcome
         if outcome is not None:
@@ -137,6 +146,26 @@ class Auth:
                                       "submitting orders needs scope 'trade'")
             request[API_KEY] = outcome
         return await handler(request)
+
+
+def authorization(request: web.Request) -> str | web.Response | None:
+    """The request's ``Authorization`` value: the header, or on a WebSocket upgrade the
+    ``bearer.<key>`` subprotocol as ``Bearer <key>``; a 401 when it is ambiguous."""
+    header = request.headers.get(hdrs.AUTHORIZATION)
+    if request.headers.get(hdrs.UPGRADE, "").lower() != "websocket":
+        return header
+    offered = [p.strip() for value in request.headers.getall(hdrs.SEC_WEBSOCKET_PROTOCOL, [])
+               for p in value.split(",")]
+    keys = [p.removeprefix(BEARER_PROTOCOL) for p in offered if p.startswith(BEARER_PROTOCOL)]
+    if not keys:
+        return header
+    if header is not None or len(keys) > 1:
+        return _unauthorized("invalid_authorization", "send one API key, once: the "
+                             "Authorization header or one bearer.<key> subprotocol")
+    if SUBPROTOCOL not in offered:
+        return _unauthorized("invalid_authorization", f"offer the subprotocol {SUBPROTOCOL!r} "
+                             "beside bearer.<key>: the server answers with it, never the key")
+    return f"Bearer {keys[0]}"
 
 
 def _unauthorized(code: str, message: str) -> web.Response:

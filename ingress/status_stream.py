@@ -28,6 +28,8 @@ from aiohttp import web
 
 from ingress.hub import SlowSubscriber, StatusHub, Subscription
 from ingress.metrics import IngressMetrics
+from ingress.order_filters import OrderFilter
+from ingress.own_orders import OwnOrders
 from ingress.ports import OrderStore
 from ingress.records import datetime_to_ms
 from ingress.responses import error_body
@@ -61,8 +63,9 @@ class StatusStream:
 
     def __init__(self, ws: web.WebSocketResponse, hub: StatusHub, store: OrderStore,
                  metrics: IngressMetrics, *, until_terminal_of: str | None = None,
-                 send_stall_s: float = SEND_STALL_S) -> None:
+                 send_stall_s: float = SEND_STALL_S, scope: OwnOrders | None = None) -> None:
         self._ws = ws
+        self._scope = scope  # an API key's connection: "all orders" are the key's own
         self._send_stall_s = send_stall_s
         self._hub = hub
         self._store = store
@@ -108,8 +111,13 @@ class StatusStream:
         async with self._lock:
             self._sub.all_orders = True
             newest = {oid: ms for ms, oid in self._hub.recent_orders(ALL_ORDERS_BACKLOG)}
+            where = None
+            if self._scope is not None:
+                mine = await self._scope.mine(newest)
+                newest = {oid: ms for oid, ms in newest.items() if oid in mine}
+                where = OrderFilter(owner=self._scope.key_id)
             try:
-                for record in await self._store.list_orders(ALL_ORDERS_BACKLOG):
+                for record in await self._store.list_orders(ALL_ORDERS_BACKLOG, None, where):
                     newest.setdefault(record.order_id, datetime_to_ms(record.submitted_at))
             except Exception:
                 log.warning("order listing for the all-orders backlog failed", exc_info=True)
@@ -136,10 +144,17 @@ class StatusStream:
     async def pump(self) -> None:
         """Forward live events until the watched order is finished.
 
-        Raises :class:`SlowSubscriber` when the client falls behind.
+        Raises :class:`SlowSubscriber` when the client falls behind, and
+        :class:`ingress.ports.StoreUnavailable` when a keyed stream cannot tell whose an
+        order is.
         """
         while not self.finished:
             batch = await self._sub.next_batch()
+            if self._scope is not None and self._sub.all_orders:
+                followed = self._sub.order_ids
+                mine = await self._scope.mine(e.order_id for e in batch
+                                              if e.order_id not in followed)
+                batch = [e for e in batch if e.order_id in followed or e.order_id in mine]
             async with self._lock:
                 await self._send_events(e for e in batch if self._sub.wants(e))
 

@@ -36,14 +36,15 @@ import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ingress.api_keys import ApiKeyStore, scoped_key
-from ingress.auth import request_key
+from ingress.auth import SUBPROTOCOL, request_key
 from ingress.hub import SlowSubscriber, StatusHub
 from ingress.idempotency import WS_KEY_FIELD, IdempotencyKeyBusy, IdempotencyKeyReused
 from ingress.intake import OrderIntake, OrderNotAccepted
 from ingress.metrics import IngressMetrics
 from ingress.order_request import parse_order_message
 from ingress.orders_api import MAX_BODY_BYTES, ORDER_ID
-from ingress.ports import OrderStore
+from ingress.own_orders import OwnOrders
+from ingress.ports import OrderStore, StoreUnavailable
 from ingress.responses import error_body, error_response
 from ingress.status_stream import StatusStream
 from pipeline.errors import InvalidOrder, TransientError
@@ -76,24 +77,26 @@ class WebSocketApi:
 
     async def subscribe(self, request: web.Request) -> web.StreamResponse:
         """``GET /api/orders/ws[?orderId=X]``: one order, or all orders without the param."""
-        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=MAX_BODY_BYTES)
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=MAX_BODY_BYTES,
+                                   protocols=(SUBPROTOCOL,))
         if not ws.can_prepare(request).ok:
             return error_response(426, "upgrade_required", "this route is a WebSocket")
         await ws.prepare(request)
-        stream = StatusStream(ws, self._hub, self._store, self._metrics)
+        api_key = request_key(request)
+        scope = None if api_key is None else OwnOrders(self._owners, api_key.key_id)
+        stream = StatusStream(ws, self._hub, self._store, self._metrics, scope=scope)
         with self._tracked(ws, stream):
             order_id = request.query.get("orderId")
             if order_id is not None and not ORDER_ID.match(order_id):
                 await _fail(ws, "invalid_order_id", "orderId is not a valid order id", "orderId")
                 return ws
-            api_key = request_key(request)
-            if api_key is not None and (order_id is None or self._owners is None or not
-                                        await self._owners.owned(api_key.key_id, [order_id])):
-                # a key follows its own orders, one at a time (the all-orders stream is
-                # every key's: loopback without a key only)
-                await _fail(ws, "order_not_found" if order_id else "order_id_required",
-                            "an API key follows its own orders: ?orderId=<one of them>",
-                            "orderId")
+            try:
+                allowed = await _may_follow(scope, order_id)
+            except StoreUnavailable as exc:
+                await _fail(ws, exc.code, exc.message, close_code=WSCloseCode.TRY_AGAIN_LATER)
+                return ws
+            if not allowed:
+                await _fail(ws, "order_not_found", NOT_YOURS, "orderId")
                 return ws
             after = request.query.get("after")
             try:
@@ -101,14 +104,15 @@ class WebSocketApi:
             except InvalidOrder as exc:
                 await _fail(ws, exc.code, exc.message, exc.field)
                 return ws
-            await self._stream(ws, stream, first=(
+            await self._stream(ws, stream, scope=scope, first=(
                 stream.follow_order(order_id, after_rank=after_rank) if order_id is not None
                 else stream.follow_all()))
         return ws
 
     async def execute(self, request: web.Request) -> web.StreamResponse:
         """``GET /api/orders/execute`` (upgrade): first message is the order, then its events."""
-        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=MAX_BODY_BYTES)
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=MAX_BODY_BYTES,
+                                   protocols=(SUBPROTOCOL,))
         if not ws.can_prepare(request).ok:
             response = error_response(405, "method_not_allowed",
                                       "POST an order, or open a WebSocket on this path")
@@ -170,7 +174,8 @@ class WebSocketApi:
             self._metrics.ws_clients.dec()
 
     async def _stream(self, ws: web.WebSocketResponse, stream: StatusStream, *,
-                      first: Awaitable[None], executing: str | None = None) -> None:
+                      first: Awaitable[None], executing: str | None = None,
+                      scope: OwnOrders | None = None) -> None:
         """Run the first subscription, then pump live events while reading control messages.
 
         ``executing``: the order an execute socket follows; it takes no control messages,
@@ -184,6 +189,9 @@ class WebSocketApi:
             return
         except ConnectionError:
             return
+        except StoreUnavailable:
+            await _close(ws, WSCloseCode.TRY_AGAIN_LATER, "order ownership unavailable")
+            return
         if stream.finished:
             await _close(ws, WSCloseCode.OK, "order finished")
             return
@@ -193,7 +201,7 @@ class WebSocketApi:
                 if msg.type is not WSMsgType.TEXT:
                     continue
                 if executing is None:
-                    await self._control(stream, msg.data)
+                    await self._control(stream, msg.data, scope)
                 else:
                     await stream.send_json({"type": "error", **error_body(
                         "one_order_per_socket", f"this socket already follows order "
@@ -202,6 +210,8 @@ class WebSocketApi:
             await self._drop_slow(ws)
         except ConnectionError:
             pass
+        except StoreUnavailable:
+            await _close(ws, WSCloseCode.TRY_AGAIN_LATER, "order ownership unavailable")
         finally:
             pump.cancel()
             await asyncio.gather(pump, return_exceptions=True)
@@ -213,6 +223,9 @@ class WebSocketApi:
             await self._drop_slow(ws)
         except ConnectionError:
             pass
+        except StoreUnavailable:  # a keyed stream cannot tell whose an order is: reconnect
+            log.warning("order ownership unavailable; closing a keyed stream", exc_info=True)
+            await _close(ws, WSCloseCode.TRY_AGAIN_LATER, "order ownership unavailable")
         else:
             await _close(ws, WSCloseCode.OK, "order finished")
         finally:
@@ -223,12 +236,17 @@ class WebSocketApi:
         self._metrics.ws_clients_dropped.inc()
         await _close(ws, WSCloseCode.TRY_AGAIN_LATER, "too slow: events were dropped; reconnect")
 
-    async def _control(self, stream: StatusStream, text: str) -> None:
+    async def _control(self, stream: StatusStream, text: str, scope: OwnOrders | None
+                       ) -> None:
         try:
             action, order_id, after_rank = _parse_control(text)
         except InvalidOrder as exc:
             await stream.send_json({"type": "error", **error_body(exc.code, exc.message,
                                                                   exc.field)})
+            return
+        if action == "subscribe" and not await _may_follow(scope, order_id):
+            await stream.send_json({"type": "error", **error_body(
+                "order_not_found", NOT_YOURS, "orderId")})
             return
         match action, order_id:
             case "subscribe", None:
@@ -239,6 +257,14 @@ class WebSocketApi:
                 await stream.unfollow_all()
             case "unsubscribe", str():
                 await stream.unfollow_order(order_id)
+
+
+NOT_YOURS = "an API key follows only the orders it submitted"
+
+
+async def _may_follow(scope: OwnOrders | None, order_id: str | None) -> bool:
+    """Anyone may follow all orders (a key: all of its own); a key only its own order."""
+    return scope is None or order_id is None or order_id in await scope.mine([order_id])
 
 
 def _parse_control(text: str) -> tuple[str, str | None, int | None]:

@@ -116,6 +116,35 @@ async def test_an_ingress_beyond_loopback_requires_a_key(dsn: str, topics: str,
             assert resp.status == 200
         async with http.get(url, headers=auth) as resp:
             assert resp.status == 429 and resp.headers["Retry-After"] == "2"
+        await _websocket_with_the_key_as_a_subprotocol(http, port, store)
+
+
+async def _websocket_with_the_key_as_a_subprotocol(http: aiohttp.ClientSession, port: int,
+                                                   store: PostgresApiKeyStore) -> None:
+    """The page's way (a browser sets no header on a WebSocket): ``orderflow`` and
+    ``bearer.<key>`` offered, ``orderflow`` answered; the key follows only its own orders,
+    looked up in the real api_key_orders."""
+    page, other = new_key("it-page", "read"), new_key("it-other", "trade")
+    await store.create(page)
+    await store.create(other)
+    await store.record_order("order-it-page-1", page.key.key_id)
+    await store.record_order("order-it-other-1", other.key.key_id)
+    ws_url = f"http://127.0.0.1:{port}/api/orders/ws"
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await http.ws_connect(ws_url)
+    assert info.value.status == 401
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await http.ws_connect(f"{ws_url}?access_token={page.token}")  # never from the URL
+    assert info.value.status == 401
+    async with http.ws_connect(ws_url, protocols=("orderflow", f"bearer.{page.token}")) as ws:
+        assert ws.protocol == "orderflow"
+        subscribed = await ws.receive_json(timeout=10)
+        assert (subscribed["type"], subscribed["all"]) == ("subscribed", True)
+        await ws.send_json({"action": "subscribe", "orderId": "order-it-other-1"})
+        refused = await ws.receive_json(timeout=10)
+        assert (refused["type"], refused["error"]["code"]) == ("error", "order_not_found")
+        await ws.send_json({"action": "subscribe", "orderId": "order-it-page-1"})
+        assert (await ws.receive_json(timeout=10))["type"] == "subscribed"
 
 
 async def test_order_filters_and_ownership_in_sql(dsn: str, store: PostgresApiKeyStore) -> None:
