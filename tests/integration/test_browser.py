@@ -28,6 +28,7 @@ import pytest
 
 from pipeline.wallet import write_keypair
 from tests.helpers import free_port
+from tests.unit.test_ingress_openapi import validate_response
 
 pytestmark = pytest.mark.integration
 
@@ -46,6 +47,8 @@ class System:
     rpc: str
     wallet: str
     shots: Path
+    env: dict[str, str]
+    data: Path
 
 
 def _http(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
@@ -105,7 +108,10 @@ def system(broker: str, database_url: str, tmp_path_factory: pytest.TempPathFact
 
     try:
         _wait(healthy, 120, "orderflow up to report healthy")
-        yield System(url, f"http://127.0.0.1:{rpc_port}", str(wallet.pubkey()), shots)
+        env["ORDERFLOW_SOLANA_RPC_URL"] = f"http://127.0.0.1:{rpc_port}"
+        env["ORDERFLOW_VENUE_URL"] = f"http://127.0.0.1:{venue_port}/swap/v1"  # as up does
+        yield System(url, f"http://127.0.0.1:{rpc_port}", str(wallet.pubkey()), shots, env,
+                     data)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -244,6 +250,13 @@ def test_transaction_page_shows_the_real_balance_changes(page: Any, system: Syst
     assert "Confirmations" in body and "Program logs" in body
     assert f"orderflow:{order_id}" in body  # the order's memo instruction, from the chain
     shot(page, system, "04-transaction")
+    status, view = _http("GET", f"{system.url}/api/tx/{order['txHash']}")
+    validate_response("/api/tx/{signature}", "get", status, view)  # the real answer
+    assert (view["slot"], view["feeLamports"]) == (rpc["result"]["slot"], str(meta["fee"]))
+    for path in ("/api/info", "/api/markets/pools"):
+        status, doc = _http("GET", system.url + path)
+        validate_response(path, "get", status, doc)
+        assert status == 200 and doc, (path, doc)
 
 
 def test_history_filters_and_pages(page: Any, system: System) -> None:
@@ -354,3 +367,81 @@ def test_phone_width_and_keyboard(page: Any, system: System) -> None:
     for link in page.locator("nav a").all():
         assert link.inner_text()  # every control has a name
     page.set_viewport_size({"width": 1280, "height": 900})
+
+
+@pytest.fixture(scope="module")
+def keyed(system: System) -> Iterator[tuple[str, str]]:
+    """A second ingress on the same system listening beyond loopback (keys required), and
+    a trade key made by ``orderflow keys create``: (its URL, the key)."""
+    made = subprocess.run([sys.executable, "-m", "orderflow.cli", "keys", "create",
+                           "--name", "browser-page", "--scope", "trade"],
+                          env=system.env, capture_output=True, text=True, timeout=60,
+                          check=True)
+    token = made.stdout.strip().splitlines()[-1]
+    port = free_port()
+    env = {**system.env, "ORDERFLOW_HTTP_HOST": "0.0.0.0", "ORDERFLOW_HTTP_PORT": str(port)}
+    log_path = system.data / "ingress-keyed.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "orderflow.cli", "ingress"], env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(lambda: proc.poll() is not None or _http("GET", f"{url}/healthz")[0] == 200,
+              60, "the keyed ingress")
+        assert proc.poll() is None, log_path.read_text()[-4000:]
+        yield url, token
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+
+
+def test_beyond_loopback_the_page_asks_for_a_key_and_uses_it(
+        keyed: tuple[str, str], page: Any, system: System) -> None:
+    """The key goes as Bearer on fetches and as the ``bearer.<key>`` subprotocol on the
+    feed's WebSocket (which chromium accepts only because the server answers
+    ``orderflow``); no URL the page opens carries it."""
+    url, token = keyed
+    context = page.context.browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()  # a fresh browser profile: no key stored
+        page.set_default_timeout(TIMEOUT_MS)
+        urls: list[str] = []
+        page.on("request", lambda r: urls.append(r.url))
+        page.on("websocket", lambda w: urls.append(w.url))
+        page.goto(url)
+        page.wait_for_selector("#key-form:not([hidden])")  # a 401 asked for it
+        assert "requires an API key" in page.locator("#key-why").inner_text()
+        assert page.locator("#conn").get_attribute("data-state") != "live"
+        label = page.locator("label[for=api-key]").inner_text()
+        assert label.startswith("API key"), label
+        page.locator("#api-key").fill("not-a-key")
+        page.get_by_role("button", name="Use key").click()
+        assert "ofk_" in page.locator("#key-msg").inner_text()
+        shot(page, system, "11-key-asked")
+        page.locator("#api-key").fill(token)
+        page.get_by_role("button", name="Use key").click()
+        page.wait_for_selector("#conn[data-state=live]")  # the feed authenticated
+        assert page.evaluate("localStorage.getItem('orderflow.apiKey')") == token
+        assert page.locator("#key-form").is_hidden()
+        assert page.locator("#key-btn").inner_text() == "API key ✓"
+        page.wait_for_function("document.querySelector('#bal-in').textContent.includes('SOL')")
+        page.locator("#amount").fill("0.1")
+        page.wait_for_function("document.querySelector('#submit').textContent === 'Swap' "
+                               "&& !document.querySelector('#submit').disabled")
+        page.locator("#submit").click()
+        page.locator("#form-msg a").click()
+        page.wait_for_selector(".timeline [data-status=confirmed].reached")  # by the feed
+        order_id = page.url.rsplit("/", 1)[1]
+        assert wait_terminal(system, order_id)["status"] == "confirmed"
+        shot(page, system, "12-key-used")
+        assert not [u for u in urls if token in u], "the key must never be in a URL"
+        page.locator("#key-btn").click()
+        page.get_by_role("button", name="Forget key").click()
+        page.wait_for_selector("#key-form:not([hidden])")
+        assert page.evaluate("localStorage.getItem('orderflow.apiKey')") is None
+    finally:
+        context.close()

@@ -4,7 +4,9 @@ Reconnects with growing, capped, jittered back-off; the back-off resets once a
 connection works; in-flight orders are re-subscribed with ``after``; events are
 applied once per eventId; a submission keeps one Idempotency-Key across retries;
 amounts typed are parsed exactly (an empty amount is "enter an amount", never sent);
-a stale quote request is aborted; CSV export escapes; p50/p99 are true quantiles.
+a stale quote request is aborted; CSV export escapes; p50/p99 are true quantiles; an API
+key is stored, sent as Bearer and offered on the feed's WebSocket as a subprotocol, and a
+401 tells the page to ask for one.
 The page itself runs in a real browser in tests/integration/test_browser.py.
 Skipped where node is not installed.
 """
@@ -26,6 +28,10 @@ HARNESS = r"""
 import assert from "node:assert/strict";
 import { pathToFileURL } from "node:url";
 const load = (name) => import(pathToFileURL(`${process.argv[2]}/${name}`).href);
+const kept = new Map();  // the browser's localStorage
+globalThis.localStorage = { getItem: (k) => kept.get(k) ?? null,
+                            setItem: (k, v) => kept.set(k, String(v)),
+                            removeItem: (k) => kept.delete(k) };
 const ui = { ...(await load("api.js")), ...(await load("feed.js")), ...(await load("format.js")),
              ...(await load("history.js")), ...(await load("live.js")) };
 
@@ -48,8 +54,9 @@ assert.equal(seen.size, 3);
 // ---- the feed ----
 class FakeSocket {
   static all = [];
-  constructor(url) {
+  constructor(url, protocols) {
     this.url = url;
+    this.protocols = protocols;
     this.sent = [];
     this.readyState = 0;
     FakeSocket.all.push(this);
@@ -71,11 +78,13 @@ const feed = ui.createFeed({
   onEvent: (ev) => events.push(ev.eventId),
   onState: (s) => states.push(s),
   followed: () => followed,
+  protocols: () => ui.wsProtocols(),
 });
 const status = (id) => ({ type: "status", eventId: id, orderId: id.split(":")[0] });
 feed.start();
 let ws = FakeSocket.all[0];
 assert.equal(ws.url, "ws://host/api/orders/ws");
+assert.equal(ws.protocols, undefined);  // no key: no subprotocol offered
 ws.receive(status("o1:1:pending"));
 ws.receive({ type: "subscribed", all: true, replayed: 1 });
 ws.receive(status("o1:1:routing"));
@@ -107,6 +116,21 @@ assert.equal(feed.attempt, 0);  // a working connection resets the back-off
 ws.drop();
 assert.equal(timers.shift().ms, 500);
 
+// ---- the API key: stored, offered as a subprotocol on the next connection, never in the URL
+const KEY = "ofk_0123456789ab_" + "A".repeat(43);
+assert.ok(ui.KEY_PATTERN.test(KEY) && !ui.KEY_PATTERN.test(KEY + "x"));
+ui.setApiKey(KEY);
+assert.equal(ui.apiKey(), KEY);
+ws.drop();
+timers.shift().fn();
+ws = FakeSocket.all.at(-1);
+assert.deepEqual(ws.protocols, ["orderflow", `bearer.${KEY}`]);
+assert.equal(ws.url, "ws://host/api/orders/ws");
+ui.setApiKey(null);
+assert.equal(ui.apiKey(), null);
+assert.deepEqual(ui.wsProtocols(), []);
+ws.receive({ type: "subscribed", all: true, replayed: 0 });
+
 // Back online: reconnect at once; the pending timer then does nothing.
 ws.drop();
 const stale = timers.shift();
@@ -130,6 +154,7 @@ assert.equal(timers.length, 0);  // stopping does not reconnect
     return answers[calls.length - 1]();
   };
   const result = await ui.submitOrder({ tokenIn: "SOL" }, { fetchImpl, sleep: async () => {} });
+  assert.equal(calls[0].init.headers.Authorization, undefined);  // no key stored
   assert.equal(result.status, 202);
   assert.equal(result.doc.orderId, "o9");
   assert.equal(calls.length, 3);
@@ -146,6 +171,20 @@ assert.equal(timers.length, 0);  // stopping does not reconnect
     assert.equal(r.status, code);
     assert.equal(n, 1);
   }
+  // A 401 tells the page to ask for a key; a stored key goes as Bearer.
+  const refusals = [];
+  const stop = ui.onUnauthorized((error) => refusals.push(error.code));
+  ui.setApiKey(KEY);
+  let sent = null;
+  const r401 = await ui.submitOrder({}, {
+    fetchImpl: async (url, init) => { sent = init.headers;
+      return { status: 401, json: async () => ({ error: { code: "invalid_api_key" } }) }; },
+    sleep: async () => {} });
+  assert.equal(r401.status, 401);  // not retried
+  assert.deepEqual(refusals, ["invalid_api_key"]);
+  assert.equal(sent.Authorization, `Bearer ${KEY}`);
+  stop();
+  ui.setApiKey(null);
   let n = 0;
   const down = await ui.submitOrder({}, {
     fetchImpl: async () => { n++; throw new Error("offline"); },

@@ -1,22 +1,51 @@
 // The API as the page calls it: JSON in and out, an optional API key, idempotent submits.
+//
+// The API key (needed when the ingress listens beyond loopback) is kept in this browser's
+// localStorage. It goes as `Authorization: Bearer` on every fetch, and on the WebSocket,
+// which a browser cannot give headers, as the subprotocol `bearer.<key>` beside
+// `orderflow` (the server answers `orderflow`); never in a URL.
 
 const KEY_STORE = "orderflow.apiKey";
+export const KEY_PATTERN = /^ofk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$/;
+const unauthorized = new Set();
 
-function storedKey() {
+function storage() {
   try {
-    return globalThis.sessionStorage ? sessionStorage.getItem(KEY_STORE) : null;
+    return globalThis.localStorage || null;
   } catch (_) {
-    return null;
+    return null; // storage disabled: the page works on loopback without a key
   }
 }
 
+export function apiKey() {
+  const store = storage();
+  return store ? store.getItem(KEY_STORE) : null;
+}
+
 export function setApiKey(key) {
-  if (key) sessionStorage.setItem(KEY_STORE, key);
-  else sessionStorage.removeItem(KEY_STORE);
+  const store = storage();
+  if (!store) return;
+  if (key) store.setItem(KEY_STORE, key);
+  else store.removeItem(KEY_STORE);
+}
+
+// The WebSocket subprotocols that carry the key (none without one).
+export function wsProtocols(key = apiKey()) {
+  return key ? ["orderflow", `bearer.${key}`] : [];
+}
+
+// fn(error) on every 401 answer: the ingress wants a (valid) key.
+export function onUnauthorized(fn) {
+  unauthorized.add(fn);
+  return () => unauthorized.delete(fn);
+}
+
+function checkAuth(status, error) {
+  if (status === 401) for (const fn of unauthorized) fn(error || {});
 }
 
 function headers(extra = {}) {
-  const key = storedKey();
+  const key = apiKey();
   return key ? { ...extra, Authorization: `Bearer ${key}` } : extra;
 }
 
@@ -33,6 +62,7 @@ export class ApiError extends Error {
 export async function getJson(path, { signal } = {}) {
   const resp = await fetch(path, { headers: headers(), signal });
   const doc = await resp.json().catch(() => ({}));
+  checkAuth(resp.status, doc.error);
   if (!resp.ok) throw new ApiError(resp.status, doc.error);
   return doc;
 }
@@ -40,6 +70,7 @@ export async function getJson(path, { signal } = {}) {
 export async function deleteJson(path) {
   const resp = await fetch(path, { method: "DELETE", headers: headers() });
   const doc = await resp.json().catch(() => ({}));
+  checkAuth(resp.status, doc.error);
   if (!resp.ok) throw new ApiError(resp.status, doc.error);
   return doc;
 }
@@ -84,6 +115,7 @@ export async function submitOrder(body, opts = {}) {
         body: JSON.stringify(body),
       });
       const doc = await resp.json().catch(() => ({}));
+      checkAuth(resp.status, doc.error);
       last = { status: resp.status, doc };
       if (!RETRIABLE.has(resp.status)) return { ...last, key, attempts: attempt };
     } catch (err) {

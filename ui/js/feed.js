@@ -24,6 +24,7 @@ export function createSeen(limit = 20000) {
 
 // The live feed, with its outside world injected (the browser's, or a test's):
 //   url            WebSocket URL (all orders)
+//   protocols()    subprotocols to offer on each connection ([] none; the API key's, see api.js)
 //   WebSocketImpl  constructor with the browser WebSocket interface
 //   setTimer       (fn, ms) => void
 //   random         () => [0, 1)
@@ -44,7 +45,9 @@ export function createFeed(opts) {
     connections += 1;
     const reconnecting = connections > 1;
     opts.onState(reconnecting ? "reconnecting" : "connecting");
-    ws = new opts.WebSocketImpl(opts.url);
+    const protocols = opts.protocols ? opts.protocols() : [];
+    ws = protocols.length ? new opts.WebSocketImpl(opts.url, protocols)
+      : new opts.WebSocketImpl(opts.url);
     ws.onmessage = (msg) => {
       let m;
       try {

@@ -1,9 +1,10 @@
 // The page: one store of orders fed by one WebSocket, and views chosen by the URL hash
 // (#/swap, #/orders, #/markets, #/live, #/order/<id>, #/tx/<signature>).
 
-import { debounce, getJson } from "./api.js";
+import { debounce, getJson, wsProtocols } from "./api.js";
 import { $, $$, copy } from "./dom.js";
 import { createFeed } from "./feed.js";
+import { initKey } from "./key.js";
 import { hideLive, initLive, setConnState, showLive } from "./live.js";
 import { hideMarkets, showMarkets } from "./markets.js";
 import { initHistory, refreshHistory, reloadHistory } from "./history.js";
@@ -24,6 +25,7 @@ function startFeed() {
   const conn = $("#conn");
   const feed = createFeed({
     url: `${scheme}://${location.host}/api/orders/ws`,
+    protocols: () => wsProtocols(),
     WebSocketImpl: WebSocket,
     setTimer: (fn, ms) => setTimeout(fn, ms),
     random: Math.random,
@@ -79,6 +81,7 @@ function route() {
 }
 
 document.addEventListener("DOMContentLoaded", async () => {
+  const key = initKey();
   initSwap(deps);
   initHistory(deps);
   initLive(deps);
@@ -102,6 +105,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   loadWallet();
   getJson("/api/info").then((i) => {
     info = i;
+    key.required(i.apiKeys === "required");
     const pill = $("#cluster");
     pill.textContent = i.cluster;
     pill.hidden = false;
