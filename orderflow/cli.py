@@ -68,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     from orderflow.market.cli import add_arguments as market_arguments
 
     market_arguments(sub.add_parser("market", help="our own CP-Swap pool and DLMM pair on "
-                                    "the real programs (configs, create, status)"))
+                                    "the real programs (configs, create, status); a new "
+                                    "token and pool on the local market (create-pool)"))
     from orderflow.bench import add_arguments as bench_arguments
 
     bench_arguments(sub.add_parser("bench", help="measure throughput and latency, with ceilings"))

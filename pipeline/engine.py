@@ -96,7 +96,7 @@ class Engine(Service):
             max_attempts=c.max_attempts, failpoints=Failpoints(c.failpoints),
             price_limits=PriceLimits(c.max_price_impact_bps, c.max_venue_deviation_bps,
                                      c.max_recent_deviation_bps),
-            market_ttl_ms=c.market_ttl_ms)
+            market_ttl_ms=c.market_ttl_ms, mints=RpcAccounts(self._chain.client))
         watcher = self._watcher
         self.metrics.track_in_flight(lambda: len(self.tasks), lambda: watcher.in_flight)
         self.add_future(self._renew_leases())

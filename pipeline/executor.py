@@ -63,6 +63,7 @@ from pipeline.lifecycle import (
     apply,
 )
 from pipeline.metrics import EngineMetrics
+from pipeline.mint_decimals import MintAccounts, know_tokens
 from pipeline.model import Venue
 from pipeline.order_end import Endings, cancel_order
 from pipeline.ports import (
@@ -131,7 +132,8 @@ class OrderExecutor:
                  history: WalletHistory | None = None, publish_budget_s: float = 30.0,
                  price_limits: PriceLimits | None = None,
                  follow_backoff_s: float = 1.0, opener: Opener | None = None,
-                 market_ttl_ms: int = DEFAULT_MARKET_TTL_MS) -> None:
+                 market_ttl_ms: int = DEFAULT_MARKET_TTL_MS,
+                 mints: MintAccounts | None = None) -> None:
         metrics = metrics if metrics is not None else EngineMetrics(CollectorRegistry())
         self._venues = venues
         self._chain = chain
@@ -152,7 +154,8 @@ class OrderExecutor:
             chain=chain, watcher=watcher, journal=journal, status=self._status,
             recent=self._router.recent, metrics=metrics, observe=self._timer.observe,
             wallet=self._wallet_pubkey, failpoints=self._failpoints,
-            follow_backoff_s=follow_backoff_s)
+            follow_backoff_s=follow_backoff_s, mints=mints)
+        self._mints = mints  # a sniper's new token: its decimals from its mint account
         self._conditional = ConditionalSteps(journal, self._status, opener)
         self._endings = Endings(journal, self._status)
         self._market_ttl_ms = market_ttl_ms
@@ -352,6 +355,7 @@ class OrderExecutor:
         t0 = loop.time()
         await self._journal.advance(order.order_id, status=OrderStatus.ROUTING,
                                     attempt=order.attempt)
+        await know_tokens(self._mints, order.token_in, order.token_out)
         quotes = await self._router.quote_all(order)
         try:
             routed, quotes = await floor_quotes(self._router, order, quotes)

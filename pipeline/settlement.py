@@ -27,6 +27,7 @@ from pipeline.failpoints import Failpoints
 from pipeline.guards import RecentPrices
 from pipeline.lifecycle import Order, OrderConfirmed, TransactionFound, apply
 from pipeline.metrics import EngineMetrics
+from pipeline.mint_decimals import MintAccounts, know_tokens
 from pipeline.ports import Broadcast, BroadcastOutcome, JournalPort
 from pipeline.reconcile import executed_price, fill_of
 from pipeline.solana_rpc import Chain, ConfirmationWatcher, Landed
@@ -43,8 +44,9 @@ class Settlement:
     def __init__(self, *, chain: Chain, watcher: ConfirmationWatcher, journal: JournalPort,
                  status: StatusPublisher, recent: RecentPrices, metrics: EngineMetrics,
                  observe: Observe, wallet: str, failpoints: Failpoints,
-                 follow_backoff_s: float) -> None:
+                 follow_backoff_s: float, mints: MintAccounts | None = None) -> None:
         self._chain = chain
+        self._mints = mints
         self._watcher = watcher
         self._journal = journal
         self._status = status
@@ -107,6 +109,7 @@ class Settlement:
         # resumes from this landed transaction (the journal refuses a new one).
         balances = await self._retrying(lambda: self._chain.balances(signature))
         fill = fill_of(balances, self._wallet_pubkey, order.token_in, order.token_out)
+        await self._retrying(lambda: know_tokens(self._mints, order.token_in, order.token_out))
         tin, tout = token_by_mint(order.token_in), token_by_mint(order.token_out)
         assert tin is not None and tout is not None
         price = executed_price(fill.amount_in, tin.decimals, fill.amount_out, tout.decimals)

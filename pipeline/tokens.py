@@ -28,6 +28,7 @@ USDT = Token("USDT", "Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB", 6)
 KNOWN_TOKENS: tuple[Token, ...] = (SOL, USDC, USDT)
 _BY_SYMBOL = {t.symbol: t for t in KNOWN_TOKENS}
 _BY_MINT = {t.mint: t for t in KNOWN_TOKENS}
+_LEARNT: dict[str, Token] = {}  # read from their mint accounts (pipeline/mint_decimals.py)
 
 U64_MAX = 2**64 - 1
 
@@ -49,7 +50,18 @@ def resolve_token(symbol_or_mint: str, *, field: str = "token") -> Token:
 
 
 def token_by_mint(mint: str) -> Token | None:
-    return _BY_MINT.get(mint)
+    return _BY_MINT.get(mint) or _LEARNT.get(mint)
+
+
+def learn_token(mint: str, decimals: int) -> Token:
+    """A token known from its mint account on chain (the new token a sniper order buys):
+    from now on this process knows its decimals for amounts and prices, under a symbol that
+    is its shortened mint. It is never resolved by :func:`resolve_token`: a market or limit
+    order still names a listed token."""
+    token = _BY_MINT.get(mint) or _LEARNT.get(mint)
+    if token is None:
+        token = _LEARNT[mint] = Token(f"{mint[:4]}..{mint[-4:]}", mint, decimals)
+    return token
 
 
 def parse_tokens(raw: str | None, name: str = "ORDERFLOW_TOKENS") -> tuple[Token, ...]:

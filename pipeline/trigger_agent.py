@@ -35,6 +35,7 @@ from pipeline.errors import BrokerUnavailable
 from pipeline.failpoints import Failpoints
 from pipeline.kafka_outbox import BROKER_ERRORS, PRODUCE_TIMEOUT_S
 from pipeline.lifecycle import OrderStatus, OrderTriggered, apply
+from pipeline.market_pool_watch import MarketPoolWatch, MarketProbe
 from pipeline.metrics import EngineMetrics
 from pipeline.model import Venue
 from pipeline.onchain_feed import OnchainPairsFeed
@@ -82,6 +83,7 @@ class TriggerService(Service):
         self._assigned: set[int] | None = None
         self._store: PgTriggerStore | None = None
         self.pool_watch: WsPoolWatch | None = None
+        self.market_watch: MarketPoolWatch | None = None
         self._client: AsyncClient | None = None
 
     async def on_start(self) -> None:
@@ -104,6 +106,8 @@ class TriggerService(Service):
             self.add_future(feed.run(trigger.pairs, trigger.on_view))
         if self.config.venues == "onchain":
             self.add_future(self._watch_pools(trigger))
+        elif self.config.venues == "local-market" and self.config.venue_url is not None:
+            self.add_future(self._watch_market_pools(trigger, self.config.venue_url))
         self.add_future(self._expiry_loop())
         self.ready.set()
 
@@ -143,6 +147,19 @@ class TriggerService(Service):
             except Exception as exc:  # one bad sighting must not stop the watch
                 log.warning("new pool %s: %r", pool.address, exc)
         await self.pool_watch.run(on_pool)
+
+    async def _watch_market_pools(self, trigger: TriggerEngine, venue_url: str) -> None:
+        """Sniper orders on the local market: its pool list, read while one waits."""
+        assert self._session is not None
+        self.market_watch = MarketPoolWatch(MarketPoolsFeed(venue_url, self._session).snapshot)
+        probe = MarketProbe(self.market_watch)
+
+        async def on_pool(pool: NewPool) -> None:
+            try:
+                await trigger.on_pool(pool, probe)
+            except Exception as exc:  # one bad sighting must not stop the watch
+                log.warning("new pool %s: %r", pool.address, exc)
+        await self.market_watch.run(lambda: len(trigger.snipers) > 0, on_pool)
 
     async def on_stop(self) -> None:
         if self._client is not None:

@@ -3,6 +3,7 @@ wallet and the faucet, all made of real transactions (airdrops, ``MintTo``, wrap
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from solders.keypair import Keypair
@@ -31,9 +32,11 @@ NOISE_TRADER_TOKENS_UI = 1_000_000_000
 class Funding:
     """Mints tokens with ``mint_authority`` and airdrops SOL from the chain's faucet."""
 
-    def __init__(self, chain: Chain, mint_authority: Keypair) -> None:
+    def __init__(self, chain: Chain, mint_authority: Keypair,
+                 tokens: Mapping[str, MarketToken] = BY_MINT) -> None:
         self.chain = chain
         self.mint_authority = mint_authority
+        self.tokens = tokens  # what the faucet hands out by mint (launched tokens too)
 
     def create_mints(self) -> None:
         for token in TOKENS:
@@ -113,7 +116,7 @@ class Funding:
         key = parse_pubkey(owner, "owner")
         token: MarketToken | None = None
         if mint is not None:
-            token = BY_MINT.get(str(mint))
+            token = self.tokens.get(str(mint))
             if token is None:
                 raise MarketError(400, f"The token {mint} is not tradable", "TOKEN_NOT_TRADABLE")
         raw = parse_amount(amount, "amount") if amount is not None else None

@@ -1,6 +1,7 @@
 """The market's HTTP API, a Jupiter Swap API v1 lookalike under ``/swap/v1``: quote,
 swap-instructions (what the engine uses), swap (a finished transaction, for older
-clients and the bench), pools, and the localnet-only faucet; venue fault switches around
+clients and the bench), pools, the localnet-only faucet and ``POST /admin/pools`` (launch a
+new token and its pools, :mod:`localnet.market.launch`); venue fault switches around
 ``quote`` and both swap endpoints (the ``swap`` fault point)."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from aiohttp import web
 from localnet import admin
 from localnet.faults import VenueFaults, add_admin_routes
 from localnet.market.errors import MarketError, bad_request, parse_amount
+from localnet.market.launch import launch, parse_launch
 from localnet.market.market import Market
 
 PREFIX = "/swap/v1"
@@ -112,6 +114,14 @@ async def _pools(request: web.Request) -> web.Response:
     return _json(request.app[MARKET_KEY].pools_json())
 
 
+async def _launch(request: web.Request) -> web.Response:
+    """``POST /admin/pools``: a new token and its pool(s) (:mod:`localnet.market.launch`)."""
+    market = request.app[MARKET_KEY]
+    body = parse_launch(await _body(request), market.tokens,
+                        {t.symbol for t in market.tokens.values()})
+    return _json(launch(market, body), 201)
+
+
 async def _faucet(request: web.Request) -> web.Response:
     body = await _body(request)
     return _json(
@@ -126,7 +136,8 @@ def build_market_app(
     faults: VenueFaults | None = None,
     admin_token: str | None = None,
 ) -> web.Application:
-    """The HTTP API under ``/swap/v1``: quote, swap, pools, and the localnet-only faucet.
+    """The HTTP API under ``/swap/v1``: quote, swap, pools, and the localnet-only faucet;
+    ``POST /admin/pools`` launches a token and its pools.
 
     With ``run_drift`` (and ``market.drift_bps > 0``) the app runs :meth:`Market.run_drift`
     while it is up. The chain's clock is the server's business, not the market's.
@@ -147,6 +158,7 @@ def build_market_app(
     app.router.add_post(f"{PREFIX}/swap-instructions", _swap_instructions)
     app.router.add_get(f"{PREFIX}/pools", _pools)
     app.router.add_post(f"{PREFIX}/faucet", _faucet)
+    app.router.add_post("/admin/pools", _launch)
     if run_drift and market.drift_bps > 0:
 
         async def drift(app: web.Application) -> AsyncIterator[None]:

@@ -54,7 +54,7 @@ from localnet.market.instructions import (
 )
 from localnet.market.pools import DEFAULT_POOLS, Pool, PoolSpec, decimal_string, derive
 from localnet.market.resume import MarketSnapshot
-from localnet.market.tokens import BY_MINT
+from localnet.market.tokens import BY_MINT, MarketToken
 from localnet.market.txbuilder import (
     SwapLegs,
     compile_message,
@@ -108,6 +108,8 @@ class Market:
         self.noise_trader = Keypair.from_seed(derive(self.seed, "noise-trader"))
         self.pools = [Pool.from_spec(spec, self.seed) for spec in pools]
         self._by_amm = {str(p.amm_key): p for p in self.pools}
+        self.tokens: dict[str, MarketToken] = dict(BY_MINT)  # tradable, by mint
+        self.launched: list[tuple[PoolSpec, int]] = []  # (spec, created slot): launch.py
         self._inflight: dict[bytes, Pool] = {}
         # released before expiry (refused by the RPC): kept until their blockhash expires
         # in case the same transaction lands after all
@@ -115,8 +117,9 @@ class Market:
         # /swap-instructions payouts held out of the vaults, by escrow address (its key)
         self.escrows: dict[bytes, Escrow] = {}
         self._cu_nonce = 0
-        self._drifter = Drifter(self, PriceWalk(self.pools, random.Random(self.seed), drift_bps))
-        self.funding = Funding(chain, self.mint_authority)
+        self._drifter = Drifter(self, PriceWalk(list(self.pools), random.Random(self.seed),
+                                                drift_bps))
+        self.funding = Funding(chain, self.mint_authority, self.tokens)
         if restore is not None:  # a resumed chain already holds the mints and vaults
             restore.apply(self)
         else:
@@ -134,6 +137,14 @@ class Market:
             self.funding.fund_vaults(pool)
         if drift_bps > 0:
             self.funding.fund(self.noise_trader.pubkey(), NOISE_TRADER_SOL, NOISE_TRADER_TOKENS_UI)
+
+    def list_pool(self, pool: Pool, spec: PoolSpec) -> None:
+        """List a launched pool (``localnet/market/launch.py``), its vaults funded."""
+        self.tokens.setdefault(str(pool.x.mint), pool.x)
+        self.tokens.setdefault(str(pool.y.mint), pool.y)
+        self.pools.append(pool)
+        self._by_amm[str(pool.amm_key)] = pool
+        self.launched.append((spec, pool.created_slot))
 
     # -- clock -------------------------------------------------------------------------------
 
@@ -164,7 +175,7 @@ class Market:
     ) -> tuple[Pool, Fill[Any]]:
         """The pool paying the most for ``amount`` on the current books (no reservation)."""
         for mint in (input_mint, output_mint):
-            if str(mint) not in BY_MINT:
+            if str(mint) not in self.tokens:
                 raise MarketError(400, f"The token {mint} is not tradable", "TOKEN_NOT_TRADABLE")
         if input_mint == output_mint:
             raise MarketError(

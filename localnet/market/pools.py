@@ -143,6 +143,7 @@ class Pool:
     y: MarketToken
     maker: Keypair
     book: CpmmBook | DlmmBook
+    created_slot: int = 0  # 0: listed at genesis; else the slot a launch funded it in
     vault_x: Pubkey = field(init=False)
     vault_y: Pubkey = field(init=False)
 
@@ -211,6 +212,7 @@ class Pool:
             "settledReserveX": str(settled_x),
             "settledReserveY": str(settled_y),
             "pendingSwaps": len(book.pending()),
+            "createdSlot": self.created_slot,
             "price": decimal_string(ui_price(self.mid_price(), self.x, self.y), 12),
         }
         if isinstance(state, cpmm.CpmmState):

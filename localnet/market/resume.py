@@ -21,6 +21,8 @@ import types
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from localnet.market.pools import Pool
+
 if TYPE_CHECKING:
     from localnet.market.market import Market
     from localnet.persist import ChainStore
@@ -43,9 +45,15 @@ class MarketSnapshot:
     released: dict[bytes, tuple[str, Any]]  # transaction key -> (pool name, Record)
     cu_nonce: int
     escrows: dict[bytes, Any] = field(default_factory=dict)  # key -> its Escrow
+    launched: tuple[tuple[Any, int], ...] = ()  # (PoolSpec, created slot) of launched pools
 
     def apply(self, market: Market) -> None:
-        """Put the saved books and reservations into a market built from the same seed."""
+        """Put the saved books and reservations into a market built from the same seed
+        (the launched pools listed again first: their mints and vaults are on the chain)."""
+        for spec, created_slot in getattr(self, "launched", None) or ():  # older saves: none
+            pool = Pool.from_spec(spec, market.seed)
+            pool.created_slot = created_slot
+            market.list_pool(pool, spec)
         by_name = {pool.name: pool for pool in market.pools}
         for name, book in self.books.items():
             by_name[name].book = book
@@ -64,6 +72,7 @@ def snapshot(market: Market) -> bytes:
         released={key: (pool.name, record) for key, (pool, record) in market._released.items()},
         cu_nonce=market._cu_nonce,
         escrows=dict(market.escrows),
+        launched=tuple(market.launched),
     ), protocol=pickle.HIGHEST_PROTOCOL)
 
 

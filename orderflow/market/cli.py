@@ -1,4 +1,5 @@
-"""``orderflow market configs | create | status``: our own market on the real programs."""
+"""``orderflow market configs | create | status``: our own market on the real programs;
+``orderflow market create-pool``: a new token and pool on the running local market."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from orderflow.market.create import (
     pools_file,
     tokens_file,
 )
+from orderflow.market.launch import add_create_pool, run_create_pool
 from orderflow.market.status import market_status
 from orderflow.settings import Settings
 from pipeline.errors import ConfigError
@@ -61,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            help="CP-Swap AmmConfig (default: index 0)")
             p.add_argument("--preset", type=Pubkey.from_string,
                            help="DLMM preset parameter (default: bin step 10, base 10000)")
+    add_create_pool(sub)
 
 
 def _rpc_url(args: argparse.Namespace, settings: Settings, cluster: ClusterName) -> str:
@@ -80,6 +83,8 @@ def run_market(args: argparse.Namespace, settings: Settings) -> int:
             print(f"--account {address} {path}")
         print("ORDERFLOW_LOCALNET_ACCOUNTS=" + ",".join(f"{a}={p}" for a, p in written))
         return 0
+    if args.market_command == "create-pool":
+        return run_create_pool(args, settings)
     cluster = ClusterName(args.cluster or settings.cluster)
     return asyncio.run(_run(args, settings, cluster))
 

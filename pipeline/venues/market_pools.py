@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dexmath import cpmm, dlmm
+from pipeline.model import Venue
 from pipeline.trigger_curves import CpmmCurve, Curve, DlmmCurve
 
 
@@ -20,12 +21,19 @@ from pipeline.trigger_curves import CpmmCurve, Curve, DlmmCurve
 class MarketPool:
     """One listed pool: its key, the vault accounts that hold its reserves, its curve and
     a fingerprint of the state the curve was read from (equal fingerprints, equal quotes
-    at the same cluster time)."""
+    at the same cluster time); its venue, reserves (of ``curve.mint_a``, ``mint_b``) and
+    the slot it was launched in (0: listed from the start)."""
 
     amm_key: str
     vaults: tuple[str, str]
     curve: Curve
     fingerprint: tuple[Any, ...]
+    venue: Venue = Venue.RAYDIUM
+    reserves: tuple[int, int] = (0, 0)
+    created_slot: int = 0
+
+    def reserve_of(self, mint: str) -> int:
+        return self.reserves[0] if mint == self.curve.mint_a else self.reserves[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,5 +91,7 @@ def parse_pools(doc: dict[str, Any]) -> MarketSnapshot:
         else:
             continue
         pools.append(MarketPool(p["ammKey"], (p["vaultX"], p["vaultY"]), curve,
-                                _fingerprint(p)))
+                                _fingerprint(p), Venue.RAYDIUM if "cpmm" in p
+                                else Venue.METEORA, (int(p["reserveX"]), int(p["reserveY"])),
+                                int(p.get("createdSlot", 0))))
     return MarketSnapshot(tuple(pools), int(doc["contextSlot"]), now)

@@ -49,6 +49,7 @@ class Up:
     bootstrap: str
     database_url: str
     proc: subprocess.Popen[bytes]
+    env: dict[str, str] | None = None  # the stack's environment (its data dir, ports)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ def up(broker: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
         proc = subprocess.Popen([sys.executable, "-m", "orderflow.cli", "up"], env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
     u = Up(f"http://127.0.0.1:{http}", f"http://127.0.0.1:{rpc_port}",
-           f"http://127.0.0.1:{venue_port}/swap/v1", wallet, broker, database_url, proc)
+           f"http://127.0.0.1:{venue_port}/swap/v1", wallet, broker, database_url, proc, env)
 
     async def healthy() -> bool:
         if proc.poll() is not None:
