@@ -17,9 +17,10 @@ The verdict comes from the chain (tests/soak_audit.py): the wallet's transaction
 the baseline, attributed to orders by their memo ``orderflow:<orderId>``, compared with
 the read model. The JSON report's ``failures`` lists lost, stuck, doubled,
 failed_with_landed_swap, unreconciled... (see ``soak_audit.FAILURES``); any non-zero
-count exits 1. ``localnet`` can be killed, but the localnet keeps its chain in memory:
-killing it loses the chain, the wallet and every landed swap, so the chain checks of a
-run that killed it mean nothing until the localnet persists its state.
+count exits 1. ``localnet`` can be killed too: it resumes the chain saved in its data
+directory, so every check holds across it, and ``fresh_chain`` counts a localnet that came
+back as another chain (its genesis hash changed: the confirmed signatures would point
+nowhere and in-flight orders would replay onto it).
 """
 
 from __future__ import annotations
@@ -60,9 +61,6 @@ DEFAULT_FAULTS = {"seed": 3, "errors": [{"kind": "http429", "rate": 0.01},
                   "drop": {"rate": 0.01}}
 DEFAULT_VENUE_FAULTS = {"seed": 4, "errors": [{"kind": "http503", "rate": 0.01},
                                               {"kind": "http429", "rate": 0.005}]}
-LOCALNET_NOTE = ("localnet was killed: it keeps its chain in memory, so the chain, the wallet "
-                 "and every landed swap were lost; the chain checks of this run mean nothing "
-                 "until the localnet persists its state")
 
 
 async def killer(stack: Stack, args: argparse.Namespace, stop: asyncio.Event,
@@ -185,6 +183,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
                             "the journal's broadcasts instead, which misses vanished rows", exc)
                 baseline_sig, from_chain = None, False
             before = await wallet_balances(rpc, wallet)
+            genesis = (await rpc.get_genesis_hash()).value
         if args.faults:
             stack.faults(stack.c.rpc, json.loads(args.rpc_faults))
             stack.faults(stack.c.venue_root, json.loads(args.venue_faults))
@@ -207,10 +206,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         if args.faults and stack.procs["localnet"].running():
             stack.faults(stack.c.rpc, None)
             stack.faults(stack.c.venue_root, None)
-        chain_lost = "localnet" in stack.unexpected_exits or any(
-            "localnet" in e["killed"] for e in events)
-        if not chain_lost:  # a new chain's block height says nothing about the old one's
-            await quiet_chain(stack, ids)
+        await quiet_chain(stack, ids)
         rows = await read_model(stack.dsn, ids) or rows
         known = sub.known | await known_http_ids(
             stack.dsn, [w["idempotencyKey"] for w in sub.never if w["via"] == "http"])
@@ -223,7 +219,9 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
                 return (after, history) if after == await wallet_balances(rpc, wallet) else None
             found: Any = await wait_until(stable, 30, "balances to hold still")
             after, history = found
+            fresh = int((await rpc.get_genesis_hash()).value != genesis)
         verdict = judge(ids, rows, history, before, after, known - set(ids))
+        verdict.counts["fresh_chain"] = fresh
         verdict.counts["chain_history_unavailable"] = 0 if from_chain else 1
         for case in verdict.examples.get("doubled", []):
             slots = [s for _, s in case["landed"]]
@@ -240,7 +238,8 @@ def report(args: argparse.Namespace, stack: Stack, sub: Submitter, verdict: Any,
            rows: dict[str, dict[str, Any]], events: list[dict[str, Any]],
            seconds: dict[str, float], before: dict[str, int], after: dict[str, int]
            ) -> dict[str, Any]:
-    failures = {k: verdict.counts[k] for k in (*FAILURES, "chain_history_unavailable")}
+    failures = {k: verdict.counts[k] for k in (*FAILURES, "chain_history_unavailable",
+                                                 "fresh_chain")}
     by_code: dict[str, int] = {}
     for r in rows.values():
         if r["status"] == "failed":
@@ -250,7 +249,6 @@ def report(args: argparse.Namespace, stack: Stack, sub: Submitter, verdict: Any,
         for n in e["killed"]:
             kind = "worker" if n.startswith("w") else n
             killed[kind] = killed.get(kind, 0) + 1
-    localnet_killed = "localnet" in killed or "localnet" in stack.unexpected_exits
     return {
         "ok": not any(failures.values()),
         "failures": failures,
@@ -263,8 +261,7 @@ def report(args: argparse.Namespace, stack: Stack, sub: Submitter, verdict: Any,
             "retriedOrders": sum(1 for r in rows.values() if (r["attempt"] or 1) > 1)},
         "chain": {k: verdict.counts[k] for k in
                   ("landed_swaps", "wallet_transactions", "failed_transactions_landed")}
-        | {"balancesBefore": before, "balancesAfter": after,
-           "checksMeaningful": not localnet_killed},
+        | {"balancesBefore": before, "balancesAfter": after},
         "kills": {"count": len(events), "byComponent": killed,
                   "unexpectedExits": stack.unexpected_exits, "events": events},
         "examples": verdict.examples,
@@ -273,7 +270,6 @@ def report(args: argparse.Namespace, stack: Stack, sub: Submitter, verdict: Any,
         "config": {"orders": args.orders, "workers": args.workers, "kill": args.kill,
                    "killEvery": args.kill_every, "rate": args.rate, "httpShare": args.http_share,
                    "seed": args.seed, "slotMs": args.slot_ms, "faults": args.faults},
-        "notes": [LOCALNET_NOTE] if localnet_killed else [],
         "dataDir": str(stack.data),
     }
 
@@ -285,8 +281,7 @@ def summary(r: dict[str, Any]) -> str:
             f"(http {o['acceptedVia']['http']}, kafka {o['acceptedVia']['kafka']}), "
             f"{o['confirmed']} confirmed, {o['failed']} failed, {r['chain']['landed_swaps']} "
             f"landed swaps on chain, {r['kills']['count']} kills {r['kills']['byComponent']}, "
-            f"{o['neverAccepted']} never accepted; failures: {bad}; {r['seconds']['total']}s"
-            + ("; " + r["notes"][0] if r["notes"] else ""))
+            f"{o['neverAccepted']} never accepted; failures: {bad}; {r['seconds']['total']}s")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -101,9 +101,11 @@ class Stack:
             self.c.env(ORDERFLOW_HTTP_PORT=str(self.http_port)), self.data / "logs")
 
     def _start_localnet(self) -> None:
+        # A restart resumes the chain saved in the data dir: the wallet is funded already
+        # (funding it again would add to the balances the audit reconciles).
         self.c.localnet = spawn_child(
-            "localnet", [sys.executable, "-m", "orderflow.cli", "localnet", "--fund",
-                         str(self.c.wallet.pubkey())], self.c.env(), self.data / "logs")
+            "localnet", [sys.executable, "-m", "orderflow.cli", "localnet"], self.c.env(),
+            self.data / "logs")
         self.procs["localnet"] = self.c.localnet
 
     def faults(self, base: str, config: dict[str, Any] | None) -> None:
