@@ -382,7 +382,9 @@ class OrderExecutor:
         t0 = loop.time()
         best = route.best
         memo = order_memo(order.order_id)
-        swap = await self._venues.swap_transaction(best, self._wallet_pubkey, memo=memo)
+        fee = order.sniper.priority_fee_micro_lamports if order.sniper is not None else None
+        swap = await self._venues.swap_transaction(best, self._wallet_pubkey, memo=memo,
+                                                   priority_fee_micro_lamports=fee)
         signed = sign_as(swap.tx_bytes, self._wallet)
         if not has_memo(signed, memo):
             # Without the memo a lost journal row could not be told from "never sent".

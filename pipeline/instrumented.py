@@ -42,8 +42,12 @@ class InstrumentedVenues:
         return quote
 
     async def swap_transaction(self, quote: Quote, user_public_key: str, *,
-                               memo: str | None = None) -> SwapTransaction:
-        return await self._inner.swap_transaction(quote, user_public_key, memo=memo)
+                               memo: str | None = None,
+                               priority_fee_micro_lamports: int | None = None
+                               ) -> SwapTransaction:
+        return await self._inner.swap_transaction(
+            quote, user_public_key, memo=memo,
+            priority_fee_micro_lamports=priority_fee_micro_lamports)
 
 
 class InstrumentedChain:

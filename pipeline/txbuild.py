@@ -21,7 +21,8 @@ Pure: the caller fetches the fees, the simulation and the blockhash.
 
 An aggregator's swap (Jupiter ``/swap-instructions``) brings its own compute budget, ATA
 and wrap instructions: :func:`aggregator_message` keeps them in the aggregator's order, adds
-the same memo (with compute units for it), and compiles through its lookup tables.
+the same memo (with compute units for it), sets an order's own compute-unit price where
+the order has one (a sniper's priority fee), and compiles through its lookup tables.
 """
 
 from __future__ import annotations
@@ -166,25 +167,38 @@ class AggregatorSwap:
 
 
 def with_memo_units(compute_budget: Sequence[Instruction],
-                    extra: int = MEMO_COMPUTE_UNITS) -> list[Instruction]:
+                    extra: int = MEMO_COMPUTE_UNITS, *,
+                    cu_price: int | None = None) -> list[Instruction]:
     """The aggregator's compute budget instructions with room for our memo: its
-    ``SetComputeUnitLimit`` raised by ``extra`` (at most the cluster's cap); other compute
-    budget instructions (the unit price) unchanged."""
+    ``SetComputeUnitLimit`` raised by ``extra`` (at most the cluster's cap). Its
+    ``SetComputeUnitPrice`` is kept, unless ``cu_price`` (micro-lamports: an order's own
+    priority fee) is given: then that price replaces it, or is added when it set none."""
     out: list[Instruction] = []
+    priced = False
     for ix in compute_budget:
         data = bytes(ix.data)
         if ix.program_id == COMPUTE_BUDGET_PROGRAM and len(data) == 5 and data[0] == 2:
             limit = int.from_bytes(data[1:5], "little")
             out.append(set_compute_unit_limit(min(limit + extra, MAX_COMPUTE_UNITS)))
+        elif (cu_price is not None and ix.program_id == COMPUTE_BUDGET_PROGRAM
+              and data[:1] == b"\x03"):
+            out.append(set_compute_unit_price(cu_price))
+            priced = True
         else:
             out.append(ix)
+    if cu_price is not None and not priced:
+        out.append(set_compute_unit_price(cu_price))
     return out
 
 
-def aggregator_instructions(swap: AggregatorSwap, memo: str | None) -> list[Instruction]:
+def aggregator_instructions(swap: AggregatorSwap, memo: str | None, *,
+                            cu_price: int | None = None) -> list[Instruction]:
     """The aggregator's instructions plus our memo ``orderflow:<orderId>`` after the swap
-    and its cleanup (Jupiter: compute budget, setup, swap, cleanup, then your own)."""
-    budget = swap.compute_budget if memo is None else with_memo_units(swap.compute_budget)
+    and its cleanup (Jupiter: compute budget, setup, swap, cleanup, then your own); with
+    ``cu_price``, at that compute-unit price (:func:`with_memo_units`)."""
+    budget = (swap.compute_budget if memo is None and cu_price is None
+              else with_memo_units(swap.compute_budget, 0 if memo is None
+                                   else MEMO_COMPUTE_UNITS, cu_price=cu_price))
     out = [*budget, *swap.setup, swap.swap]
     if swap.cleanup is not None:
         out.append(swap.cleanup)
@@ -196,8 +210,8 @@ def aggregator_instructions(swap: AggregatorSwap, memo: str | None) -> list[Inst
 
 def aggregator_message(payer: Pubkey, swap: AggregatorSwap, memo: str | None, *,
                        lookup_tables: Sequence[AddressLookupTableAccount],
-                       blockhash: Hash) -> MessageV0:
+                       blockhash: Hash, cu_price: int | None = None) -> MessageV0:
     """A v0 message of :func:`aggregator_instructions`, its accounts compressed through the
     aggregator's address lookup tables (a routed swap rarely fits without them)."""
-    return MessageV0.try_compile(payer, aggregator_instructions(swap, memo),
+    return MessageV0.try_compile(payer, aggregator_instructions(swap, memo, cu_price=cu_price),
                                  list(lookup_tables), blockhash)

@@ -30,7 +30,11 @@ class Venues(Protocol):
                     slippage_bps: int) -> Quote: ...
 
     async def swap_transaction(self, quote: Quote, user_public_key: str, *,
-                               memo: str | None = None) -> SwapTransaction:
+                               memo: str | None = None,
+                               priority_fee_micro_lamports: int | None = None
+                               ) -> SwapTransaction:
         """The venue's transaction for ``quote``; with ``memo``, it must carry an SPL Memo
-        instruction with exactly that text (the engine checks before signing)."""
+        instruction with exactly that text (the engine checks before signing); with
+        ``priority_fee_micro_lamports`` (an order's own, e.g. a sniper's), its
+        ``SetComputeUnitPrice`` is exactly that, whatever the venue's fee policy says."""
         ...

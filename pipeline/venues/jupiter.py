@@ -154,9 +154,13 @@ class JupiterVenues:
         return parse_quote(venue, body, DEX_LABELS[venue])
 
     async def swap_transaction(self, quote: Quote, user_public_key: str, *,
-                               memo: str | None = None) -> SwapTransaction:
+                               memo: str | None = None,
+                               priority_fee_micro_lamports: int | None = None
+                               ) -> SwapTransaction:
         """The quote's swap with our memo, unsigned: Jupiter's instructions in the
-        :mod:`pipeline.txbuild` envelope, on a blockhash read from our RPC."""
+        :mod:`pipeline.txbuild` envelope, on a blockhash read from our RPC; with an
+        order's own priority fee, at that compute-unit price (asked of v1 as
+        ``computeUnitPriceMicroLamports`` and set in the envelope whatever came back)."""
         user = Pubkey.from_string(user_public_key)
         if self._config.version == "v2":
             if user_public_key != self._taker:
@@ -165,7 +169,7 @@ class JupiterVenues:
             tables = lookup_tables_inline(quote.venue, doc)
         else:
             doc = await self._call(quote.venue, "POST", "/swap-instructions", data=orjson.dumps(
-                self._swap_request(quote, user_public_key)),
+                self._swap_request(quote, user_public_key, priority_fee_micro_lamports)),
                 headers={"Content-Type": "application/json"})
             keys = lookup_table_addresses(quote.venue, doc)
             datas = await self._chain.accounts(keys) if keys else []
@@ -181,7 +185,8 @@ class JupiterVenues:
         blockhash, last_valid = await self._chain.latest_blockhash()
         try:
             message = aggregator_message(user, swap, memo, lookup_tables=tables,
-                                         blockhash=blockhash)
+                                         blockhash=blockhash,
+                                         cu_price=priority_fee_micro_lamports)
         except Exception as exc:  # solders' CompileError: e.g. an index past 256 accounts
             raise NoRoute(message=f"{quote.venue}'s route does not fit a transaction: "
                                   f"{exc}") from None
@@ -189,16 +194,20 @@ class JupiterVenues:
             message, [Signature.default()] * message.header.num_required_signatures)
         return SwapTransaction(bytes(unsigned), last_valid)
 
-    def _swap_request(self, quote: Quote, user_public_key: str) -> dict[str, object]:
+    def _swap_request(self, quote: Quote, user_public_key: str,
+                      cu_price: int | None = None) -> dict[str, object]:
         c = self._config
+        fee: dict[str, object] = (
+            {"computeUnitPriceMicroLamports": cu_price} if cu_price is not None else
+            {"prioritizationFeeLamports": {"priorityLevelWithMaxLamports": {
+                "priorityLevel": c.priority_level, "maxLamports": c.max_priority_lamports}}})
         return {
             "quoteResponse": quote.raw,
             "userPublicKey": user_public_key,
             "wrapAndUnwrapSol": True,
             "dynamicComputeUnitLimit": c.dynamic_compute_unit_limit,
             "asLegacyTransaction": False,
-            "prioritizationFeeLamports": {"priorityLevelWithMaxLamports": {
-                "priorityLevel": c.priority_level, "maxLamports": c.max_priority_lamports}},
+            **fee,
         }
 
     async def _call(self, venue: Venue, method: str, path: str, **kwargs: Any

@@ -12,7 +12,8 @@ estimated compute units at the priority price the recent fees give).
 transaction, so the split is atomic: each leg carries its own minimum output, which its
 program enforces. The legs go in the envelope of :mod:`pipeline.txbuild` (ATAs, SOL
 wrap/unwrap of the whole input, memo), simulated for the compute limit, priced from
-recent prioritization fees over all the legs' writable accounts, and returned unsigned:
+recent prioritization fees over all the legs' writable accounts (or at the order's own
+price, a sniper's priority fee), and returned unsigned:
 the executor signs, records, then sends.
 
 What a quote costs: one Clock read and one ``getRecentPrioritizationFees`` (concurrent),
@@ -73,7 +74,9 @@ class OnchainVenues:
                           priority_price(recent, self._fees))
 
     async def swap_transaction(self, quote: Quote, user_public_key: str, *,
-                               memo: str | None = None) -> SwapTransaction:
+                               memo: str | None = None,
+                               priority_fee_micro_lamports: int | None = None
+                               ) -> SwapTransaction:
         parts = quote.legs or (quote,)
         pool_quotes = [p.raw.get("poolQuote") for p in parts]
         if memo is None or not all(isinstance(p, PoolQuote) for p in pool_quotes):
@@ -94,7 +97,9 @@ class OnchainVenues:
         units = await self._reader.simulate_units(_unsigned(draft))
         writable = list(dict.fromkeys(m.pubkey for leg in legs for m in leg.accounts
                                       if m.is_writable))
-        price = priority_price(await self._reader.prioritization_fees(writable), self._fees)
+        price = (priority_fee_micro_lamports if priority_fee_micro_lamports is not None
+                 else priority_price(await self._reader.prioritization_fees(writable),
+                                     self._fees))
         message = swap_message(env, legs, cu_limit=compute_limit(units, self._fees),
                                cu_price=price, blockhash=blockhash)
         return SwapTransaction(bytes(_unsigned(message)), last_valid)

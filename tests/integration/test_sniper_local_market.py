@@ -126,7 +126,7 @@ async def test_a_sniper_buys_a_launched_pool_and_a_shallow_one_is_refused(
                                           "building", "submitted", "confirmed"]
     assert journal(up.database_url, buys.order_id) == ("confirmed", 1)
     tx = await landed_tx(up, confirmed["data"]["signature"])
-    print(f"the swap's compute-unit price: {unit_price(tx)} micro-lamports")
+    assert unit_price(tx) == PRIORITY_FEE  # the order's own priority fee, on chain
     # the shallow launch: refused by the liquidity guard, with the reason; never traded
     assert int(shallow["pools"][0]["reserveY"]) == 10**9
     assert still[0] == "open" and still[2] is not None

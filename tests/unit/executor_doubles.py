@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from solders.compute_budget import set_compute_unit_price
 from solders.hash import Hash
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
@@ -284,12 +285,17 @@ class SigningVenues:
         return Quote(venue, amount, 149_000_000, 2500, input_mint, "0.001", str(POOL), 1)
 
     async def swap_transaction(self, quote: Quote, user_public_key: str, *,
-                               memo: str | None = None) -> SwapTransaction:
+                               memo: str | None = None,
+                               priority_fee_micro_lamports: int | None = None
+                               ) -> SwapTransaction:
         self.swaps_built += 1
         payer = Pubkey.from_string(user_public_key)
-        ixs = [Instruction(Pubkey.from_string("11111111111111111111111111111111"),
-                           bytes([2, 0, 0, 0]) + (0).to_bytes(8, "little"),
-                           [AccountMeta(payer, True, True), AccountMeta(POOL, False, True)])]
+        budget = ([] if priority_fee_micro_lamports is None
+                  else [set_compute_unit_price(priority_fee_micro_lamports)])
+        ixs = [*budget, Instruction(
+            Pubkey.from_string("11111111111111111111111111111111"),
+            bytes([2, 0, 0, 0]) + (0).to_bytes(8, "little"),
+            [AccountMeta(payer, True, True), AccountMeta(POOL, False, True)])]
         if memo is not None and not self.drop_memo:
             ixs.append(Instruction(MEMO_V3, memo.encode(), []))
         msg = MessageV0.try_compile(payer, ixs, [], Hash.new_unique())

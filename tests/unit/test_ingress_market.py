@@ -49,7 +49,9 @@ class CurveVenues:
                      curve=q.curve)
 
     async def swap_transaction(self, quote: Quote, user_public_key: str, *,
-                               memo: str | None = None) -> SwapTransaction:
+                               memo: str | None = None,
+                               priority_fee_micro_lamports: int | None = None
+                               ) -> SwapTransaction:
         raise AssertionError("a quote never builds a swap")
 
 

@@ -262,7 +262,9 @@ class FakeVenues:
         return Quote(venue, amount, amount * 2, 0, "fee-mint", "0", "amm", 1)
 
     async def swap_transaction(self, quote: Quote, user_public_key: str, *,
-                               memo: str | None = None) -> SwapTransaction:
+                               memo: str | None = None,
+                               priority_fee_micro_lamports: int | None = None
+                               ) -> SwapTransaction:
         return SwapTransaction(b"tx", 99)
 
 

@@ -75,7 +75,9 @@ async def test_a_cancel_that_wins_during_building_refuses_the_transaction() -> N
 
     class CancelledMeanwhile(SigningVenues):
         async def swap_transaction(self, quote: Quote, user_public_key: str, *,
-                                   memo: str | None = None) -> SwapTransaction:
+                                   memo: str | None = None,
+                                   priority_fee_micro_lamports: int | None = None
+                                   ) -> SwapTransaction:
             assert await journal.cancel("o-1", CANCEL) is None  # the cancel wins
             return await super().swap_transaction(quote, user_public_key, memo=memo)
 
