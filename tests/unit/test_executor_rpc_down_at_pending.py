@@ -3,17 +3,12 @@ transient error: a retry is scheduled. Found by the soak once it killed the loca
 outage now survived by the chain): 144 of 400 orders were left lost or stuck because the
 attempt ended while the order was still ``pending`` and ``AttemptRestarted`` has no
 pending -> pending edge, so ``_restart`` raised ``InvalidTransition`` out of the run.
-
-Strict xfail until the lifecycle (pipeline/lifecycle.py, being reworked by another
-engineer at the time) gains the retry edge from ``pending``: it then passes, and the
-strict mark makes that visible so the mark is removed."""
+The lifecycle now has that retry edge (pending -> pending, attempt + 1)."""
 
 from __future__ import annotations
 
-import pytest
-
 from pipeline.chain_history import SignatureEntry
-from pipeline.errors import InvalidTransition, RpcUnavailable
+from pipeline.errors import RpcUnavailable
 from pipeline.executor import Outcome
 from tests.unit.executor_doubles import Ledger, market_order, rig
 
@@ -31,8 +26,6 @@ class HistoryDownOnce(Ledger):
                                                     limit=limit)
 
 
-@pytest.mark.xfail(strict=True, reason="pending -> pending (AttemptRestarted) is not an edge "
-                   "of pipeline/lifecycle.TRANSITIONS yet", raises=InvalidTransition)
 async def test_an_rpc_outage_before_routing_schedules_a_retry() -> None:
     from solders.keypair import Keypair
 

@@ -153,7 +153,7 @@ def test_restart_edges(order_type: OrderType, source: OrderStatus) -> None:
         pytest.skip(f"a {order_type} order never is {source}")
     order = at(source, order_type)
     event = AttemptRestarted("rpc_unavailable", "timeout", 123)
-    if source in (S.TRIGGERED, S.ROUTING, S.BUILDING, S.SUBMITTED):
+    if source in (S.PENDING, S.TRIGGERED, S.ROUTING, S.BUILDING, S.SUBMITTED):
         restarted = apply(order, event)
         assert (restarted.status, restarted.attempt) == (S.PENDING, 2)
         assert restarted.signature is None and restarted.venue is None

@@ -4,7 +4,7 @@ splits only when the gain beats the stated cost."""
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dexmath.cpmm import CpmmState, quote_exact_in
@@ -72,6 +72,7 @@ def counting(f):
 
 
 @settings(max_examples=40, deadline=None)
+@example(ra=10**9, rb=10**9, oa=204_204_361_180, ob=204_310_208_379, total=7601)
 @given(ra=st.integers(10**9, 10**13), rb=st.integers(10**9, 10**13),
        oa=st.integers(10**9, 10**13), ob=st.integers(10**9, 10**13),
        total=st.integers(5_000, 10**12))
@@ -83,8 +84,13 @@ def test_a_large_order_is_split_in_a_few_hundred_quotes_at_a_local_optimum(
     assert calls_a[0] + calls_b[0] < 2_000  # not a scan of a window of total/512
     assert split.amount_a + split.amount_b == total
     assert split.out >= max(f_a(total), f_b(total))
-    # nothing near it, nor anywhere on a coarse grid, is better by more than rounding
+    # Nothing near it, nor anywhere on a coarse grid, is better by more than rounding.
+    # Each leg's fee is rounded up to a whole input unit, so a quote is a staircase whose
+    # steps are worth one input unit of output: where both venues' marginals are equal to
+    # within that, the search cannot tell them apart (found: 4 units of 1,548,251 missed,
+    # with one input unit worth ~204).
+    rounding = 2 * (max(oa // ra, ob // rb) + 1)
     x = split.amount_a
     near = [x + k for k in (-5_000, -500, -50, -1, 1, 50, 500, 5_000) if 0 <= x + k <= total]
     grid = [total * i // 512 for i in range(513)]
-    assert all(f_a(y) + f_b(total - y) <= split.out + 2 for y in near + grid)
+    assert all(f_a(y) + f_b(total - y) <= split.out + rounding for y in near + grid)
