@@ -415,3 +415,12 @@ def bin_id_for_price(price: Fraction, bin_step: int) -> int:
     while price_from_id(estimate + 1, bin_step) <= target:
         estimate += 1
     return estimate
+
+
+def active_fee_rate(state: DlmmState, now: int) -> int:
+    """The total fee rate a swap starting at ``now`` pays in the active bin: the volatility
+    references updated for the elapsed time, then the accumulator for that bin, as
+    :func:`quote_exact_in` does before its first step."""
+    vol = update_references(state.volatility, state.params, state.active_id, now)
+    vol = update_volatility_accumulator(vol, state.params, state.active_id)
+    return total_fee_rate(state.params, state.bin_step, vol.volatility_accumulator)

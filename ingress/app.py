@@ -134,7 +134,8 @@ def build_app(config: IngressConfig, *, producer: OrderBus, store: OrderStore, h
     app.router.add_get("/api/markets", market.markets)
     app.router.add_get("/api/wallet", market.wallet)
     ChainView(config.rpc_url, config.venues, keys_required=auth.required).register(app)
-    PoolCharts(config.venues).register(app)
+    PoolCharts(config.venues, onchain=market.onchain_pools,
+               trades=market.pool_trades).register(app)
     app.router.add_get("/api/openapi.json", openapi_document)
     register_docs(app)  # /docs: the reference page over that document
     app.router.add_get("/healthz", health.healthz)

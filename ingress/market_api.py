@@ -22,6 +22,8 @@ from pipeline.errors import InvalidOrder
 from pipeline.router import Router
 from pipeline.tokens import KNOWN_TOKENS, Token, to_ui
 from pipeline.venue_set import VenueSet
+from pipeline.venues.onchain_charts import OnchainPoolCharts
+from pipeline.venues.pool_trades import PoolTrades
 from pipeline.wire import ExecuteOrder, now_ms
 
 QUOTE_PARAMS = frozenset({"tokenIn", "tokenOut", "amount", "slippageBps",
@@ -69,8 +71,13 @@ class MarketApi:
     wallet's balances (``None``: no RPC or wallet)."""
 
     def __init__(self, router: Router | None, spec: VenueSet, *,
-                 balances: BalanceReader | None, wallet: str | None) -> None:
+                 balances: BalanceReader | None, wallet: str | None,
+                 onchain_pools: OnchainPoolCharts | None = None,
+                 pool_trades: PoolTrades | None = None) -> None:
         self._router = router
+        # what GET /api/markets/pools reads on-chain venues with (ingress/pool_charts.py)
+        self.onchain_pools = onchain_pools
+        self.pool_trades = pool_trades
         self._spec = spec
         self._balances = balances
         self._wallet = wallet

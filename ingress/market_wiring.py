@@ -15,7 +15,9 @@ from pipeline.accounts import RpcAccounts
 from pipeline.metrics import EngineMetrics
 from pipeline.router import Router
 from pipeline.solana_rpc import RpcChain
-from pipeline.venue_set import VenueSet, build_venues
+from pipeline.venue_set import VenueSet, build_venues, pool_venues
+from pipeline.venues.onchain_charts import OnchainPoolCharts
+from pipeline.venues.pool_trades import PoolTrades
 
 
 @asynccontextmanager
@@ -29,14 +31,19 @@ async def market_access(config: IngressConfig) -> AsyncIterator[MarketApi]:
     chain = RpcChain(config.rpc_url)
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32))
     try:
-        router = None
+        router = charts = trades = None
         spec = config.venues or VenueSet()
         if config.venues is not None:
-            venues = build_venues(spec, session, RpcAccounts(chain.client),
-                                  taker=config.wallet_address)
+            accounts = RpcAccounts(chain.client)
+            pools = pool_venues(spec) if spec.engine_built else None
+            venues = build_venues(spec, session, accounts, taker=config.wallet_address,
+                                  pools=pools)
             router = Router(venues, enabled=spec.enabled, limits=config.price_limits,
                             metrics=EngineMetrics(CollectorRegistry()))
-        yield MarketApi(router, spec, balances=chain, wallet=config.wallet_address)
+            if pools is not None:  # the markets view charts the pools the router quotes
+                charts, trades = OnchainPoolCharts(accounts, pools), PoolTrades(chain)
+        yield MarketApi(router, spec, balances=chain, wallet=config.wallet_address,
+                        onchain_pools=charts, pool_trades=trades)
     finally:
         await session.close()
         await chain.close()

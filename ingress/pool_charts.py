@@ -1,83 +1,74 @@
-"""``GET /api/markets/pools``: each pool's liquidity as the page charts it, read from the
-exact curves the engine quotes on (a CP-Swap pool's reserves, a DLMM pair's bins).
+"""``GET /api/markets/pools``: each pool's liquidity as the page charts it, with price,
+fee and recent trades, read from the state the engine quotes on.
 
-The curves come from the local market's ``/pools`` (:mod:`pipeline.venues.market_pools`,
-the same reader the trigger engine uses). Jupiter does not publish pool state and the
-on-chain venue reads pools per quote, so with those venues the answer has no pools and
-says why. Amounts are base-unit integer strings; bin prices are decimal strings.
+* Local market: its ``/pools`` (:mod:`pipeline.venues.market_pools`, the reader the
+  trigger engine uses). Its pools live in the market process, not in on-chain pool
+  accounts, so there is no pool history to read trades from.
+* On-chain venues: the pools of the listed pairs that the engine's own venue adapters
+  find (``ORDERFLOW_POOLS`` or the program scan), read from the chain by those adapters
+  (:class:`pipeline.venues.onchain_charts.OnchainPoolCharts`), and each pool's recent
+  trades from its transaction history (:class:`pipeline.venues.pool_trades.PoolTrades`,
+  bounded). One answer serves every viewer for ``CACHE_TTL_S``.
+* Jupiter does not publish pool state: no pools, and ``unavailable`` says why.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from decimal import Decimal, localcontext
-from typing import Any
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
 
-from dexmath import dlmm
+from ingress.market_api import MARKET_PAIRS
+from ingress.pool_view import market_snapshot, pools_view
 from ingress.responses import error_response, json_response
-from pipeline.tokens import token_by_mint
-from pipeline.trigger_curves import CpmmCurve, DlmmCurve
+from pipeline.errors import OrderflowError
+from pipeline.tokens import KNOWN_TOKENS
 from pipeline.venue_set import VenueSet
-from pipeline.venues.market_pools import MarketSnapshot, parse_pools
+from pipeline.venues.market_pools import parse_pools
+from pipeline.venues.pool_snapshot import PoolsSnapshot
+from pipeline.venues.pool_trades import PoolTrade
 
-BINS_EACH_SIDE = 60  # the chart shows the bins a trade of any sensible size walks
 TIMEOUT = aiohttp.ClientTimeout(total=10)
+CACHE_TTL_S = 2.0  # the page refreshes every 4 s; many viewers share one read
+MARKET_TRADES = ("the local market's pools live in the market process, not in on-chain "
+                 "pool accounts: their trades are the engine's own, listed below")
 
 
-def _decimals(mint: str) -> int:
-    token = token_by_mint(mint)
-    return 0 if token is None else token.decimals
+class PoolReader(Protocol):
+    async def snapshot(self, pairs: Sequence[tuple[str, str]]) -> PoolsSnapshot: ...
 
 
-def bin_price(bin_id: int, bin_step: int, mint_x: str, mint_y: str) -> str:
-    """A bin's price in UI units (Y per X), 10 significant digits."""
-    raw = dlmm.price_from_id(bin_id, bin_step)
-    with localcontext() as ctx:
-        ctx.prec = 10
-        ui = Decimal(raw) / Decimal(dlmm.ONE) * Decimal(10) ** (_decimals(mint_x)
-                                                                - _decimals(mint_y))
-    return format(ui.normalize(), "f")
+class TradeReader(Protocol):
+    async def recent(self, pools: Sequence[tuple[str, tuple[str, str], tuple[str, str]]]
+                     ) -> Mapping[str, Sequence[PoolTrade]]: ...
 
 
-def _token(mint: str) -> dict[str, Any]:
-    token = token_by_mint(mint)
-    return {"mint": mint, "symbol": None if token is None else token.symbol,
-            "decimals": None if token is None else token.decimals}
+def listed_pairs() -> list[tuple[str, str]]:
+    """The mints of the pairs ``/api/markets`` lists (the page groups pools by them)."""
+    by_symbol = {t.symbol: t.mint for t in KNOWN_TOKENS}
+    return [(by_symbol[a], by_symbol[b]) for a, b in MARKET_PAIRS]
 
 
-def pools_view(snapshot: MarketSnapshot) -> dict[str, Any]:
-    pools: list[dict[str, Any]] = []
-    for pool in snapshot.pools:
-        curve = pool.curve
-        if isinstance(curve, CpmmCurve):
-            pools.append({"pool": pool.amm_key, "kind": "cpmm", "x": _token(curve.mint_a),
-                          "y": _token(curve.mint_b), "reserveX": str(curve.reserve_a),
-                          "reserveY": str(curve.reserve_b),
-                          "feeRate": curve.rates.trade_fee_rate, "feeRateDenominator": 1_000_000})
-        elif isinstance(curve, DlmmCurve):
-            state = curve.state
-            low, high = state.active_id - BINS_EACH_SIDE, state.active_id + BINS_EACH_SIDE
-            bins = [{"binId": i, "amountX": str(b.amount_x), "amountY": str(b.amount_y),
-                     "price": bin_price(i, state.bin_step, curve.mint_a, curve.mint_b)}
-                    for i, b in sorted(state.bins.items()) if low <= i <= high]
-            pools.append({"pool": pool.amm_key, "kind": "dlmm", "x": _token(curve.mint_a),
-                          "y": _token(curve.mint_b), "binStep": state.bin_step,
-                          "activeId": state.active_id,
-                          "activePrice": bin_price(state.active_id, state.bin_step,
-                                                   curve.mint_a, curve.mint_b),
-                          "bins": bins})
-    return {"slot": snapshot.slot, "pools": pools, "unavailable": None}
+def _nothing(reason: str) -> web.Response:
+    return json_response({"slot": None, "pools": [], "unavailable": reason})
 
 
 class PoolCharts:
-    """The route over the local market's pool state (other venue kinds: no pools)."""
+    """The route; ``onchain``/``trades``: the on-chain venues' readers (None: not built,
+    because the ingress has no RPC or its venues are not on-chain)."""
 
-    def __init__(self, venues: VenueSet | None) -> None:
+    def __init__(self, venues: VenueSet | None, *, onchain: PoolReader | None = None,
+                 trades: TradeReader | None = None) -> None:
         self._venues = venues
+        self._onchain = onchain
+        self._trades = trades
         self._session: aiohttp.ClientSession | None = None
+        self._cached: tuple[float, dict[str, Any]] | None = None
+        self._lock = asyncio.Lock()
 
     def register(self, app: web.Application) -> None:
         app.router.add_get("/api/markets/pools", self.pools)
@@ -89,22 +80,58 @@ class PoolCharts:
         await self._session.close()
 
     async def pools(self, request: web.Request) -> web.Response:
-        """``GET /api/markets/pools``: reserves and bins of every pool the market lists."""
+        """``GET /api/markets/pools``: reserves, bins, prices, fees and recent trades."""
         if request.query:
             name = sorted(request.query)[0]
             return error_response(400, "unknown_parameter",
                                   f"unknown query parameter {name!r} (none are taken)", name)
         spec = self._venues
-        if spec is None or spec.kind != "local-market" or spec.venue_url is None:
-            kind = "none" if spec is None else spec.kind
-            return json_response({"slot": None, "pools": [], "unavailable":
-                                  f"pool state is published by the local market only "
-                                  f"(venues: {kind})"})
+        if spec is not None and spec.kind == "local-market" and spec.venue_url is not None:
+            return await self._market(spec.venue_url)
+        if spec is not None and spec.kind == "onchain":
+            if self._onchain is None:
+                return _nothing("on-chain pool state needs the Solana RPC; this ingress "
+                                "was started without it")
+            try:
+                return json_response(await self._onchain_view(spec))
+            except OrderflowError as exc:
+                return error_response(502, "rpc_unavailable",
+                                      f"the RPC did not answer: {exc.message}")
+        kind = "none" if spec is None else spec.kind
+        return _nothing(f"pool state is read from the local market or the chain only "
+                        f"(venues: {kind}; Jupiter does not publish it)")
+
+    async def _market(self, url: str) -> web.Response:
         assert self._session is not None
         try:
-            async with self._session.get(spec.venue_url.rstrip("/") + "/pools") as resp:
+            async with self._session.get(url.rstrip("/") + "/pools") as resp:
                 resp.raise_for_status()
                 doc = await resp.json()
         except (aiohttp.ClientError, TimeoutError) as exc:
             return error_response(502, "venue_unavailable", f"the market did not answer: {exc}")
-        return json_response(pools_view(parse_pools(doc)))
+        return json_response(pools_view(market_snapshot(parse_pools(doc)),
+                                        trades_unavailable=MARKET_TRADES))
+
+    async def _onchain_view(self, spec: VenueSet) -> dict[str, Any]:
+        async with self._lock:
+            cached = self._cached
+            if cached is None or time.monotonic() - cached[0] > CACHE_TTL_S:
+                cached = (time.monotonic(), await self._read_onchain(spec))
+                self._cached = cached
+        return cached[1]
+
+    async def _read_onchain(self, spec: VenueSet) -> dict[str, Any]:
+        assert self._onchain is not None
+        found = await self._onchain.snapshot(listed_pairs())
+        enabled = {v.value for v in spec.enabled}
+        snapshot = PoolsSnapshot(found.slot, found.unix_timestamp,
+                                 tuple(p for p in found.pools if p.venue.value in enabled))
+        if self._trades is None:
+            return pools_view(snapshot, trades_unavailable="reading trades needs the RPC")
+        try:
+            trades = await self._trades.recent([(p.pool, p.vaults, (p.x.mint, p.y.mint))
+                                                for p in snapshot.pools])
+        except OrderflowError as exc:
+            return pools_view(snapshot, trades_unavailable=(
+                f"the RPC did not answer for the pools' history: {exc.message}"))
+        return pools_view(snapshot, trades=trades)

@@ -80,6 +80,7 @@ class SignatureEntry:
     slot: int
     err: str | None
     memo: str | None
+    block_time: int | None = None  # unix seconds, when the RPC knows it
 
 
 @dataclass(frozen=True, slots=True)

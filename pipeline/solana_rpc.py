@@ -208,7 +208,7 @@ class RpcChain:
         except _UNAVAILABLE as exc:
             raise RpcUnavailable(message=f"getSignaturesForAddress: {exc}") from None
         return [SignatureEntry(str(e.signature), e.slot, None if e.err is None else str(e.err),
-                               e.memo) for e in resp.value]
+                               e.memo, e.block_time) for e in resp.value]
 
     async def token_balance(self, owner: str, mint: str) -> int:
         key = Pubkey.from_string(owner)

@@ -8,6 +8,7 @@ here, so the two cannot drift apart.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -20,6 +21,7 @@ from pipeline.venues import JupiterConfig, JupiterVenues, Venues
 from pipeline.venues.base import Cluster
 from pipeline.venues.onchain import OnchainVenues
 from pipeline.venues.onchain_pools import MeteoraDlmmPools, RaydiumCpPools
+from pipeline.venues.pools import PoolVenue
 from pipeline.venues.raydium_cp import RAYDIUM_CP_PROGRAM
 
 
@@ -44,9 +46,24 @@ class VenueSet:
         return self.kind == "onchain"
 
 
+def pool_venues(spec: VenueSet) -> dict[Venue, RaydiumCpPools | MeteoraDlmmPools]:
+    """The on-chain venue adapters of ``spec`` (its pool directories: ``spec.pools`` or
+    the program scan); share them to quote and chart the same pools."""
+    cluster = Cluster(spec.cluster)
+
+    def explicit(venue: str) -> list[Pubkey]:
+        return [Pubkey.from_string(addr) for v, addr in spec.pools if v == venue]
+
+    return {
+        Venue.RAYDIUM: RaydiumCpPools(RAYDIUM_CP_PROGRAM[cluster], explicit=explicit("raydium")),
+        Venue.METEORA: MeteoraDlmmPools(explicit=explicit("meteora")),
+    }
+
+
 def build_venues(spec: VenueSet, session: aiohttp.ClientSession, accounts: RpcAccounts, *,
-                 taker: str) -> Venues:
-    """The venues ``spec`` describes; ``taker`` is the wallet (Jupiter v2 quotes for it)."""
+                 taker: str, pools: Mapping[Venue, PoolVenue] | None = None) -> Venues:
+    """The venues ``spec`` describes; ``taker`` is the wallet (Jupiter v2 quotes for it);
+    ``pools``: the on-chain adapters to use (default: new ones, :func:`pool_venues`)."""
     if spec.kind != "onchain":
         if spec.venue_url is None:
             raise ValueError(f"venues {spec.kind!r} need a venue URL")
@@ -55,12 +72,5 @@ def build_venues(spec: VenueSet, session: aiohttp.ClientSession, accounts: RpcAc
             priority_level=spec.jupiter_priority_level,
             max_priority_lamports=spec.jupiter_max_priority_lamports),
             session, accounts, taker=taker)
-    cluster = Cluster(spec.cluster)
-
-    def explicit(venue: str) -> list[Pubkey]:
-        return [Pubkey.from_string(addr) for v, addr in spec.pools if v == venue]
-
-    return OnchainVenues(accounts, {
-        Venue.RAYDIUM: RaydiumCpPools(RAYDIUM_CP_PROGRAM[cluster], explicit=explicit("raydium")),
-        Venue.METEORA: MeteoraDlmmPools(explicit=explicit("meteora")),
-    }, fees=spec.fees)
+    return OnchainVenues(accounts, pools if pools is not None else pool_venues(spec),
+                         fees=spec.fees)

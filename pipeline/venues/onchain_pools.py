@@ -10,6 +10,7 @@ past them). Discovery scans are cached (``PoolDirectory``).
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from collections.abc import Sequence
 from fractions import Fraction
@@ -21,6 +22,8 @@ from pipeline.accounts import AccountReader
 from pipeline.model import Venue
 from pipeline.venues import meteora_dlmm as dlmm
 from pipeline.venues import raydium_cp as ray
+from pipeline.venues.meteora.snapshot import chart_bin_arrays, mint_decimals, snapshot
+from pipeline.venues.pool_snapshot import Pairs, PoolSnapshot
 from pipeline.venues.pools import BuildLeg, ClusterTime, PoolDirectory, PoolQuote
 
 TOKEN_AMOUNT_OFFSET = 64  # SPL Token account: mint 32, owner 32, amount u64
@@ -38,6 +41,15 @@ def _token_amount(data: bytes | None) -> int:
     if data is None or len(data) < TOKEN_AMOUNT_OFFSET + 8:
         raise ValueError("vault token account is missing")
     return int(struct.unpack_from("<Q", data, TOKEN_AMOUNT_OFFSET)[0])
+
+
+async def _pools_of(directory: PoolDirectory, reader: AccountReader, pairs: Pairs
+                    ) -> list[Pubkey]:
+    """Every pool the directory lists for any of ``pairs``, once each."""
+    found: list[Pubkey] = []
+    for mint_a, mint_b in pairs:
+        found += await directory.pools(reader, mint_a, mint_b)
+    return list(dict.fromkeys(found))
 
 
 class RaydiumCpPools:
@@ -73,6 +85,28 @@ class RaydiumCpPools:
             if found is not None:
                 quotes.append(found)
         return quotes
+
+    async def snapshots(self, reader: AccountReader, pairs: Pairs, now: ClusterTime
+                        ) -> list[PoolSnapshot]:
+        """Each pool of ``pairs`` as it is now: two ``getMultipleAccounts`` (the pools, then
+        their configs and vaults), as a quote reads them."""
+        wanted = {frozenset(p) for p in pairs}
+        addresses = await _pools_of(self._directory, reader, pairs)
+        states: list[tuple[Pubkey, ray.PoolState]] = []
+        for address, data in zip(addresses, await reader.accounts(addresses), strict=True):
+            with contextlib.suppress(ValueError):
+                pool = ray.decode_pool_state(data or b"")
+                if frozenset((pool.token_0_mint, pool.token_1_mint)) in wanted:
+                    states.append((address, pool))
+        extra = await reader.accounts(
+            [k for _, p in states for k in (p.amm_config, p.token_0_vault, p.token_1_vault)])
+        found: list[PoolSnapshot] = []
+        for i, (address, pool) in enumerate(states):
+            config, vault_0, vault_1 = extra[3 * i:3 * i + 3]
+            with contextlib.suppress(ValueError):
+                found.append(ray.snapshot(address, pool, ray.decode_amm_config(config or b""),
+                                          _token_amount(vault_0), _token_amount(vault_1)))
+        return found
 
     def _quote(self, address: Pubkey,
                state: tuple[ray.PoolState, ray.AmmConfig, int, int], mint_in: Pubkey,
@@ -149,6 +183,36 @@ class MeteoraDlmmPools:
             if found is not None:
                 quotes.append(found)
         return quotes
+
+    async def snapshots(self, reader: AccountReader, pairs: Pairs, now: ClusterTime
+                        ) -> list[PoolSnapshot]:
+        """Each pair of ``pairs`` with its bins around the active one: two
+        ``getMultipleAccounts`` (the pairs, then their bin arrays and mints)."""
+        wanted = {frozenset(p) for p in pairs}
+        addresses = await _pools_of(self._directory, reader, pairs)
+        read: list[tuple[Pubkey, dlmm.LbPair, list[int]]] = []
+        for address, data in zip(addresses, await reader.accounts(addresses), strict=True):
+            with contextlib.suppress(ValueError):
+                lb = dlmm.decode_lb_pair(data or b"")
+                if frozenset((lb.token_x_mint, lb.token_y_mint)) in wanted:
+                    read.append((address, lb, chart_bin_arrays(lb)))
+        keys = [dlmm.bin_array_pda(a, i, self.program) for a, _, idx in read for i in idx]
+        mints = list(dict.fromkeys(m for _, lb, _ in read
+                                   for m in (lb.token_x_mint, lb.token_y_mint)))
+        raw = await reader.accounts([*keys, *mints])
+        decimals = {m: mint_decimals(d) for m, d in zip(mints, raw[len(keys):], strict=True)}
+        found: list[PoolSnapshot] = []
+        at = 0
+        for address, lb, indexes in read:
+            arrays: dict[int, dlmm.BinArray] = {}
+            for index, data in zip(indexes, raw[at:at + len(indexes)], strict=True):
+                if data is not None:
+                    with contextlib.suppress(ValueError):
+                        arrays[index] = dlmm.decode_bin_array(data)
+            at += len(indexes)
+            found.append(snapshot(address, lb, arrays, now.unix_timestamp,
+                                  (decimals[lb.token_x_mint], decimals[lb.token_y_mint])))
+        return found
 
     def _quote(self, pool: dlmm.DlmmPool, ext_key: Pubkey | None, mint_in: Pubkey,
                mint_out: Pubkey, amount_in: int, now: ClusterTime) -> PoolQuote | None:

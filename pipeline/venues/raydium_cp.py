@@ -29,7 +29,9 @@ from solders.pubkey import Pubkey
 
 from dexmath import cpmm
 from pipeline.errors import RAYDIUM_CP_DEVNET, RAYDIUM_CP_MAINNET
+from pipeline.model import Venue
 from pipeline.venues.base import Cluster
+from pipeline.venues.pool_snapshot import CpSnapshot, SnapshotToken
 
 RAYDIUM_CP_PROGRAM: dict[Cluster, Pubkey] = {
     Cluster.MAINNET: Pubkey.from_string(RAYDIUM_CP_MAINNET),
@@ -236,6 +238,18 @@ def quote_swap_base_input(pool: PoolState, config: AmmConfig, vault_0: int, vaul
     if result.amount_out <= 0:
         raise PoolNotTradable("the swap would pay nothing (require_gt!(amount_received, 0))")
     return result
+
+
+def snapshot(address: Pubkey, pool: PoolState, config: AmmConfig, vault_0: int,
+             vault_1: int) -> CpSnapshot:
+    """The pool as the markets view shows it: the reserves the quote uses (vaults minus
+    accrued fees), the trade fee, the mints' decimals the pool stores, its vaults."""
+    reserve_0, reserve_1 = effective_reserves(pool, vault_0, vault_1)
+    return CpSnapshot(Venue.RAYDIUM, str(address),
+                      SnapshotToken(str(pool.token_0_mint), pool.mint_0_decimals),
+                      SnapshotToken(str(pool.token_1_mint), pool.mint_1_decimals),
+                      reserve_0, reserve_1, config.trade_fee_rate,
+                      (str(pool.token_0_vault), str(pool.token_1_vault)))
 
 
 def minimum_out(amount_out: int, slippage_bps: int) -> int:

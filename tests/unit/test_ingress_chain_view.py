@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from ingress.app import RUNNER_OPTIONS, build_app
 from ingress.hub import StatusHub
-from ingress.pool_charts import BINS_EACH_SIDE
+from ingress.pool_view import BINS_EACH_SIDE
 from localnet.chain import Chain
 from localnet.market import Market
 from pipeline.venue_set import VenueSet
@@ -197,14 +197,15 @@ async def test_pools_are_the_markets_curves_with_integer_amounts(
                        for b in shown["bins"])
 
 
-@pytest.mark.parametrize("venues", [None, VenueSet(kind="onchain"),
-                                    VenueSet(kind="jupiter", venue_url="http://unused")])
-async def test_without_the_local_market_there_are_no_pools_and_the_reason(
-        venues: VenueSet | None) -> None:
+@pytest.mark.parametrize(("venues", "reason"), [
+    (None, "venues: none"), (VenueSet(kind="onchain"), "needs the Solana RPC"),
+    (VenueSet(kind="jupiter", venue_url="http://unused"), "Jupiter does not publish")])
+async def test_without_pool_state_there_are_no_pools_and_the_reason(
+        venues: VenueSet | None, reason: str) -> None:
     async for client in ingress(venues=venues):
         status, doc = await get(client, "/api/markets/pools")
     assert (status, doc["slot"], doc["pools"]) == (200, None, [])
-    assert "local market only" in doc["unavailable"]
+    assert reason in doc["unavailable"]
 
 
 async def test_pools_take_no_parameters_and_a_dead_market_is_502() -> None:
