@@ -178,7 +178,7 @@ class OnchainProbe:
             quotes = await venue.quote_pools(self._reader, Pubkey.from_string(token_in),
                                              Pubkey.from_string(token_out), amount_in,
                                              ClusterTime(slot, unix))
-        if not quotes:
+        q = next((q for q in quotes if q.pool == address), None)  # not another of the pair
+        if q is None:
             return Probe(held, 0, 10_000)
-        q = quotes[0]
         return Probe(held, q.amount_out, int(Fraction(q.price_impact) * 10_000))

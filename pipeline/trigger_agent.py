@@ -47,6 +47,7 @@ from pipeline.tasks import spawn
 from pipeline.trigger import TriggerEngine, command_of, pair_key, partition_of
 from pipeline.trigger_store import PgTriggerStore
 from pipeline.venues.base import Cluster
+from pipeline.venues.learnt_pools import LEARNT
 from pipeline.venues.raydium_cp import RAYDIUM_CP_PROGRAM
 from pipeline.wire import ExecuteOrder, StatusEvent, decode_execute_order
 
@@ -134,15 +135,20 @@ class TriggerService(Service):
         return RpcAccounts(self._client)
 
     async def _watch_pools(self, trigger: TriggerEngine) -> None:
-        """Sniper orders: new pools of both programs, from the PubSub's notifications."""
+        """Sniper orders: new pools of both programs, from the PubSub's notifications;
+        each one learnt by this process's venues (``venues/learnt_pools.py``)."""
         program = RAYDIUM_CP_PROGRAM[Cluster(self.config.cluster)]
         reader = self._reader()
         probe = OnchainProbe(reader, program)
-        self.pool_watch = WsPoolWatch(pubsub_url(self.config.solana_rpc_url), reader,
-                                      watched_programs(program))
+        watched = watched_programs(program)
+        self.pool_watch = WsPoolWatch(pubsub_url(self.config.solana_rpc_url), reader, watched)
+        program_of = {p.venue: p.program for p in watched}
 
         async def on_pool(pool: NewPool) -> None:
             try:
+                # tradable before any sniper triggers on it, even with ORDERFLOW_POOLS set
+                LEARNT.learn(program_of[pool.venue], Pubkey.from_string(pool.address),
+                             Pubkey.from_string(pool.mint_a), Pubkey.from_string(pool.mint_b))
                 await trigger.on_pool(pool, probe)
             except Exception as exc:  # one bad sighting must not stop the watch
                 log.warning("new pool %s: %r", pool.address, exc)

@@ -22,6 +22,7 @@ from solders.pubkey import Pubkey
 
 from pipeline.accounts import AccountReader
 from pipeline.model import Venue
+from pipeline.venues.learnt_pools import LEARNT, LearntPools
 
 BuildLeg = Callable[[Pubkey, Pubkey, Pubkey, int], Instruction]
 """(user, user's input token account, user's output token account, min out) -> the leg."""
@@ -73,19 +74,29 @@ class PoolVenue(Protocol):
 
 
 class PoolDirectory:
-    """The pools of one program for a pair: an explicit list, or a cached program scan."""
+    """The pools of one program for a pair: an explicit list, or a cached program scan;
+    either way with the pools of the pair learnt at runtime (``learnt_pools.py``: a new
+    pool a sniper found is in neither)."""
 
     def __init__(self, program: Pubkey, filters: Callable[[Pubkey, Pubkey],
                                                          Sequence[Sequence[dict[str, Any]]]],
-                 *, explicit: Sequence[Pubkey] = (), discovery_ttl_s: float = 60.0) -> None:
+                 *, explicit: Sequence[Pubkey] = (), discovery_ttl_s: float = 60.0,
+                 learnt: LearntPools = LEARNT) -> None:
         self._program = program
         self._filters = filters
         self._explicit = tuple(explicit)
         self._ttl = discovery_ttl_s
         self._cache: dict[frozenset[Pubkey], tuple[float, list[Pubkey]]] = {}
+        self._learnt = learnt
 
     async def pools(self, reader: AccountReader, mint_a: Pubkey, mint_b: Pubkey
                     ) -> list[Pubkey]:
+        found = await self._listed(reader, mint_a, mint_b)
+        learnt = [p for p in self._learnt.of(self._program, mint_a, mint_b) if p not in found]
+        return [*found, *learnt] if learnt else found
+
+    async def _listed(self, reader: AccountReader, mint_a: Pubkey, mint_b: Pubkey
+                      ) -> list[Pubkey]:
         if self._explicit:
             return list(self._explicit)
         key = frozenset((mint_a, mint_b))

@@ -5,9 +5,10 @@ A real localnet loads both programs (the stack's on-chain market: config account
 SOL/USDC pool and pair); a worker trades on chain. A new token's mint exists, no pool yet;
 two sniper orders wait ``open`` for it. Then a CP-Swap pool for TOKEN/SOL is launched
 through the program's own ``initialize``. The worker's pool watch sees it through
-``programSubscribe``; the order whose guards hold buys within a bounded number of slots of
-the pool's creation, no worse than its maximum price; the order asking for more quote-side
-liquidity than the pool holds is refused with that reason and stays open.
+``programSubscribe`` (and makes it tradable though the worker's venues have an explicit pool
+list, as ``make up`` sets it); the order whose guards hold buys within a bounded number of
+slots of the pool's creation, no worse than its maximum price; the order asking for more
+quote-side liquidity than the pool holds is refused with that reason and stays open.
 """
 
 from __future__ import annotations
@@ -102,10 +103,11 @@ async def test_a_sniper_buys_a_new_pool_within_bounded_slots(net: Net) -> None:
     async with AsyncClient(rpc) as client:
         launcher = Launcher(client, net.wallet)
         token = await launcher.create_mint(6)
-        env = net.stack.child_env(ORDERFLOW_TOKENS=f"TOKEN={token}:6")
-        # the venues discover pools by program scan: an explicit list (up's SOL/USDC
-        # pools) would never include a pool launched later
-        env.pop("ORDERFLOW_POOLS")
+        # as `make up` runs it: the venues trade an explicit pool list (up's SOL/USDC pools,
+        # ORDERFLOW_POOLS) that a pool launched later is not in (the watch makes it known),
+        # and no ORDERFLOW_TOKENS (the new token's decimals come from its mint account)
+        env = net.stack.child_env()
+        assert env.get("ORDERFLOW_POOLS") and "ORDERFLOW_TOKENS" not in env
         net.stack.start_worker("w1", env=env)
         tag = uuid.uuid4().hex[:8]
         buys = snipe(f"snipe-ok-{tag}", token, min_liquidity=5 * 10**9)
