@@ -12,12 +12,15 @@ until the produce is acknowledged). An order counts as *accepted* only after a 2
 Kafka ack; orders never accepted are reported apart. Every ``--kill-every`` seconds
 (jittered) one to three of the ``--kill`` components are SIGKILLed together ("worker"
 is one random worker; worker+postgres is a host dying), and restarted after 0.2-2 s.
+Market orders get ``--market-ttl-s`` (600 s) to expire in: an order may wait through
+outages and its own acceptance retries, and must not expire for that; one that does
+expire is counted, and must have no swap on chain.
 
 The verdict comes from the chain (tests/soak_audit.py): the wallet's transactions since
 the baseline, attributed to orders by their memo ``orderflow:<orderId>``, compared with
 the read model. The JSON report's ``failures`` lists lost, stuck, doubled,
-failed_with_landed_swap, unreconciled... (see ``soak_audit.FAILURES``); any non-zero
-count exits 1. ``localnet`` can be killed too: it resumes the chain saved in its data
+failed/expired/cancelled_with_landed_swap, unreconciled... (see ``soak_audit.FAILURES``);
+any non-zero count exits 1. ``localnet`` can be killed too: it resumes the chain saved in its data
 directory, so every check holds across it, and ``fresh_chain`` counts a localnet that came
 back as another chain (its genesis hash changed: the confirmed signatures would point
 nowhere and in-flight orders would replay onto it).
@@ -169,7 +172,8 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
     data.mkdir(parents=True, exist_ok=True)
     tag = f"soak-{uuid.uuid4().hex[:6]}"
     stack = Stack(data, workers=args.workers, slot_ms=args.slot_ms,
-                  env={"ORDERFLOW_MAX_ATTEMPTS": str(args.max_attempts)})
+                  env={"ORDERFLOW_MAX_ATTEMPTS": str(args.max_attempts),
+                       "ORDERFLOW_MARKET_ORDER_TTL_S": str(args.market_ttl_s)})
     events: list[dict[str, Any]] = []
     stop = asyncio.Event()
     try:
@@ -258,6 +262,8 @@ def report(args: argparse.Namespace, stack: Stack, sub: Submitter, verdict: Any,
             "neverAccepted": len(sub.never), "submitRetries": sub.retries,
             "confirmed": verdict.counts.get("confirmed", 0),
             "failed": verdict.counts.get("failed", 0), "failedByCode": by_code,
+            "expired": verdict.counts.get("expired", 0),
+            "cancelled": verdict.counts.get("cancelled", 0),
             "retriedOrders": sum(1 for r in rows.values() if (r["attempt"] or 1) > 1)},
         "chain": {k: verdict.counts[k] for k in
                   ("landed_swaps", "wallet_transactions", "failed_transactions_landed")}
@@ -279,7 +285,8 @@ def summary(r: dict[str, Any]) -> str:
     bad = ", ".join(f"{k} {v}" for k, v in f.items() if v) or "none"
     return (f"soak {'PASS' if r['ok'] else 'FAIL'}: {o['accepted']}/{o['submitted']} accepted "
             f"(http {o['acceptedVia']['http']}, kafka {o['acceptedVia']['kafka']}), "
-            f"{o['confirmed']} confirmed, {o['failed']} failed, {r['chain']['landed_swaps']} "
+            f"{o['confirmed']} confirmed, {o['failed']} failed, {o['expired']} expired, "
+            f"{r['chain']['landed_swaps']} "
             f"landed swaps on chain, {r['kills']['count']} kills {r['kills']['byComponent']}, "
             f"{o['neverAccepted']} never accepted; failures: {bad}; {r['seconds']['total']}s")
 
@@ -298,6 +305,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--kill-every", type=float, default=8.0, help="mean seconds; 0 = no kills")
     p.add_argument("--slot-ms", type=int, default=50)
     p.add_argument("--max-attempts", type=int, default=3)
+    p.add_argument("--market-ttl-s", type=int, default=600,
+                   help="ORDERFLOW_MARKET_ORDER_TTL_S of the workers: longer than an order "
+                   "may wait through the kills and its own acceptance retries (the engine's "
+                   "default of 60 s would expire orders held by outages; an expired order "
+                   "must have no swap on chain either way)")
     p.add_argument("--accept-timeout", type=float, default=120,
                    help="seconds one order is retried before it counts as never accepted")
     p.add_argument("--drain-timeout", type=float, default=300,
