@@ -48,6 +48,8 @@ Fire = Callable[[ExecuteOrder, int, OrderTriggered], Awaitable[None]]
 """Called once per order whose compare-and-set this worker won: (command, attempt, event)."""
 Expire = Callable[[str], Awaitable[None]]
 """Called with an order id whose expiry passed while it was open (the executor ends it)."""
+ASSIGN_BACKOFF_S = (0.1, 2.0)
+"""First and longest wait between reads of the journal at an assignment while it is away."""
 
 
 def pair_key(token_a: str, token_b: str) -> bytes:
@@ -153,7 +155,7 @@ class TriggerEngine:
             self.book.retain({d for d in self.book.directions() if self.owns(*d)})
             self.snipers.retain(lambda pair: self.owns(*sorted(pair)))
         loaded = 0
-        for doc in await self._store.open_orders():
+        for doc in await self._read_held(self._store.open_orders):
             try:
                 loaded += self.accept(command_of(doc))
             except InvalidOrder as exc:  # written by this engine, so a bug: say it
@@ -162,12 +164,30 @@ class TriggerEngine:
         log.info("trigger book: %d open orders loaded, %d held in %d directions (partitions "
                  "%s)", loaded, len(self.book), len(self.book.directions()),
                  "all" if self._owned is None else sorted(self._owned))
-        for doc, attempt in await self._store.triggered():
+        for doc, attempt in await self._read_held(self._store.triggered):
             cmd = command_of(doc)
             if self.owns(cmd.token_in, cmd.token_out):
                 log.warning("order %s: triggered before a crash; executing it now",
                             cmd.order_id)
-                await self._fire(cmd, attempt, OrderTriggered(slot=0))
+                try:
+                    await self._fire(cmd, attempt, OrderTriggered(slot=0))
+                except EngineUnavailable as exc:  # as above; the row stays triggered
+                    log.warning("order %s: not resumed now (%s); the orphan sweep or the "
+                                "next assignment runs it", cmd.order_id, exc)
+
+    async def _read_held(self, read: Callable[[], Awaitable[list[Any]]]) -> list[Any]:
+        """``read()`` again until the journal answers: an assignment runs in faust's
+        partitions-assigned hook, where an exception crashes the worker (a rebalance right
+        after PostgreSQL restarted meets a dead pooled connection first)."""
+        delay = ASSIGN_BACKOFF_S[0]
+        while True:
+            try:
+                return await read()
+            except EngineUnavailable as exc:
+                log.warning("trigger book: journal unavailable at assignment (%s); reading "
+                            "again in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, ASSIGN_BACKOFF_S[1])
 
     # ---- price updates ----
 

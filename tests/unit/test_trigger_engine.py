@@ -10,7 +10,7 @@ import pytest
 from solders.pubkey import Pubkey
 
 from dexmath import cpmm
-from pipeline.errors import InvalidOrder, JournalUnavailable
+from pipeline.errors import BrokerUnavailable, InvalidOrder, JournalUnavailable
 from pipeline.lifecycle import OrderTriggered
 from pipeline.model import LimitTerms, OrderType, SniperTerms, Venue
 from pipeline.price_feed import pair_of
@@ -256,3 +256,47 @@ def test_a_row_this_code_did_not_write_is_decoded_in_full() -> None:
     assert command_of(doc).token_in == SOL.mint
     with pytest.raises(InvalidOrder):
         command_of(doc | {"amountIn": 1.5})
+
+
+async def test_assign_reads_again_when_the_journal_is_away_instead_of_raising() -> None:
+    """A rebalance right after PostgreSQL restarted: the first read hits a dead pooled
+    connection. Raising out of faust's partitions-assigned hook crashed the worker (found
+    by the soak); the book must be loaded once the journal answers."""
+    r = Rig(partitions=1)
+    r.store.put(limit("sol-usdc-1", 140_000_000))
+    r.store.put(limit("crashed-1", 1), status="triggered")
+    reads = {"open": 0, "triggered": 0}
+    open_orders, triggered = r.store.open_orders, r.store.triggered
+
+    async def flaky_open() -> list[dict[str, Any]]:
+        reads["open"] += 1
+        if reads["open"] == 1:
+            raise JournalUnavailable(message="terminating connection (postmaster exit)")
+        return await open_orders()
+
+    async def flaky_triggered() -> list[tuple[dict[str, Any], int]]:
+        reads["triggered"] += 1
+        if reads["triggered"] == 1:
+            raise JournalUnavailable(message="connection refused")
+        return await triggered()
+    r.store.open_orders = flaky_open  # type: ignore[method-assign]
+    r.store.triggered = flaky_triggered  # type: ignore[method-assign]
+    await r.engine.assign({0})
+    assert "sol-usdc-1" in r.engine.book
+    assert [oid for oid, _ in r.fired] == ["crashed-1"]
+    assert reads == {"open": 2, "triggered": 2}
+
+
+async def test_assign_survives_a_broker_outage_while_resuming_a_triggered_order() -> None:
+    """Publishing ``triggered`` again fails past its budget: the assignment still loads
+    the book and returns (the row stays triggered for the orphan sweep)."""
+    r = Rig(partitions=1)
+    r.store.put(limit("sol-usdc-1", 140_000_000))
+    r.store.put(limit("crashed-1", 1), status="triggered")
+
+    async def broker_down(cmd: ExecuteOrder, attempt: int, event: OrderTriggered) -> None:
+        raise BrokerUnavailable(message="order-status: KafkaConnectionError")
+    r.engine._fire = broker_down
+    await r.engine.assign({0})
+    assert "sol-usdc-1" in r.engine.book
+    assert r.store.rows["crashed-1"][0] == "triggered"
