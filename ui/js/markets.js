@@ -1,5 +1,6 @@
 // Markets: every pool of both venues with price, liquidity and fee, a DLMM liquidity-by-bin
-// chart and a CP-Swap curve per pair, and the engine's recent trades.
+// chart and a CP-Swap curve per pool, the pools' own recent trades (on-chain venues: from
+// each pool's transaction history) and the engine's recent trades.
 
 import { getJson } from "./api.js";
 import { $, h } from "./dom.js";
@@ -21,11 +22,72 @@ function liquidity(state) {
 
 function feeRate(state) {
   if (!state) return null;
-  if (state.kind === "cpmm") return `${(state.feeRate / 10000).toFixed(2)}%`;
-  return `bin step ${state.binStep} bps`;
+  const rate = (n) => `${((100 * Number(n)) / state.feeRateDenominator).toFixed(3).replace(/0$/, "")}%`;
+  if (state.kind === "cpmm") return rate(state.feeRate);
+  const step = `bin step ${state.binStep} bps`;
+  if (state.feeRate === undefined) return step;
+  return state.feeRate > state.baseFeeRate ? `${rate(state.feeRate)} now, base ${rate(state.baseFeeRate)}, ${step}`
+                                           : `${rate(state.feeRate)}, ${step}`;
 }
 
-function pairCard(pair, states) {
+// The pool's price of one `base` in the other token, from its own state (no quote).
+function statePrice(state, base) {
+  const p = state.kind === "cpmm" ? state.price : state.activePrice;
+  if (!p || Number(p) === 0) return null;
+  return state.x.symbol === base ? p : String(1 / Number(p));
+}
+
+function pairOf(state, pair) {
+  const syms = [state.x.symbol, state.y.symbol];
+  return syms.includes(pair.base) && syms.includes(pair.quote);
+}
+
+// Pools of the pair the chain view found beside the venues' best (an on-chain venue
+// quotes every pool of a pair but /api/markets shows the best one per venue).
+function extraRow(pair, s) {
+  return h("tr", { dataset: { venue: s.venue || "" } },
+    h("th", { scope: "row" }, s.venue || "—"),
+    h("td", { title: s.pool }, shortKey(s.pool)),
+    h("td", { class: "num" }, statePrice(s, pair.base) ? `${pretty(statePrice(s, pair.base), 6)} ${pair.quote}` : "—"),
+    h("td", {}, liquidity(s)),
+    h("td", { class: "num" }, h("small", { class: "muted" }, feeRate(s))),
+    h("td", { class: "num" }, h("small", { class: "muted" }, "not the best")));
+}
+
+function tradeRows(pair, pools) {
+  const trades = pools.flatMap((s) => (s.trades || []).map((t) => ({ ...t, pool: s })));
+  trades.sort((a, b) => b.slot - a.slot);
+  return trades.slice(0, 10).map((t) => {
+    const tin = t.tokenIn === t.pool.x.mint ? t.pool.x : t.pool.y;
+    const tout = t.tokenIn === t.pool.x.mint ? t.pool.y : t.pool.x;
+    const inUi = toUi(t.amountIn, tin.decimals), outUi = toUi(t.amountOut, tout.decimals);
+    const price = tin.symbol === pair.base ? Number(outUi) / Number(inUi) : Number(inUi) / Number(outUi);
+    const when = t.blockTime ? time(new Date(t.blockTime * 1000).toISOString()) : `slot ${t.slot}`;
+    return h("tr", {},
+      h("td", {}, h("a", { href: `#/tx/${t.signature}`, title: t.signature }, when)),
+      h("td", {}, t.pool.venue || "—"),
+      h("td", {}, `${tin.symbol} → ${tout.symbol}`),
+      h("td", { class: "num" }, `${pretty(inUi)} ${tin.symbol}`),
+      h("td", { class: "num" }, `${pretty(outUi)} ${tout.symbol}`),
+      h("td", { class: "num" }, Number.isFinite(price) ? pretty(String(price.toPrecision(8)), 6) : "—"));
+  });
+}
+
+function poolTrades(pair, pools) {
+  if (!pools.some((s) => s.trades)) return "";
+  const rows = tradeRows(pair, pools);
+  return h("div", { class: "pool-trades" },
+    h("h3", {}, "Recent trades in these pools"),
+    rows.length ? h("div", { class: "table-wrap" }, h("table", { class: "table", "aria-label": `${pair.base}/${pair.quote} pool trades` },
+      h("thead", {}, h("tr", {}, ...["Time", "Venue", "Side", "In", "Out", `Price (${pair.quote})`].map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, rows)))
+      : h("p", { class: "empty" }, "No trades in these pools' recent transactions."));
+}
+
+function pairCard(pair, states, all) {
+  const listed = new Set(pair.pools.map((p) => p.pool));
+  const extra = all.filter((s) => pairOf(s, pair) && !listed.has(s.pool));
+  const shownPools = [...pair.pools.map((p) => states.get(p.pool)).filter(Boolean), ...extra];
   const rows = pair.pools.map((p) => {
     const s = states.get(p.pool);
     return h("tr", { dataset: { venue: p.venue } },
@@ -35,11 +97,12 @@ function pairCard(pair, states) {
       h("td", {}, liquidity(s)),
       h("td", { class: "num" }, `${pretty(p.fee.ui, 6)} ${p.fee.symbol || ""}`, feeRate(s) ? h("small", { class: "muted" }, ` (${feeRate(s)})`) : ""),
       h("td", { class: "num" }, pct(Number(p.priceImpactPct) * 100, 3)));
-  });
-  const charts = pair.pools.map((p) => states.get(p.pool)).filter(Boolean).map((s) => h("figure", { class: "chart" },
+  }).concat(extra.map((s) => extraRow(pair, s)));
+  const charts = shownPools.map((s) => h("figure", { class: "chart" },
     s.kind === "dlmm" ? dlmmChart(s) : cpmmChart(s),
     h("figcaption", {}, s.kind === "dlmm" ? `Meteora DLMM: liquidity by bin; blue bins hold ${s.y.symbol} (below the price), violet ${s.x.symbol} (above), orange is the active bin`
-                                          : "Raydium CP-Swap: x·y = k, the dot is the pool now")));
+                                          : "Raydium CP-Swap: x·y = k, the dot is the pool now",
+      extra.includes(s) ? ` (${shortKey(s.pool)})` : "")));
   return h("section", { class: "card pair", dataset: { pair: `${pair.base}/${pair.quote}` } },
     h("h2", {}, `${pair.base} / ${pair.quote}`),
     h("div", { class: "table-wrap" }, h("table", { class: "table", "aria-label": `${pair.base}/${pair.quote} pools` },
@@ -48,7 +111,8 @@ function pairCard(pair, states) {
         h("th", { scope: "col", class: "num" }, `Fee on 1 ${pair.base}`), h("th", { scope: "col", class: "num" }, "Impact"))),
       h("tbody", {}, rows))),
     pair.errors.length ? h("p", { class: "form-msg error" }, pair.errors.map((e) => `${e.venue}: ${JSON.stringify(e.error)}`).join("; ")) : "",
-    h("div", { class: "charts" }, charts));
+    h("div", { class: "charts" }, charts),
+    poolTrades(pair, shownPools));
 }
 
 async function load() {
@@ -56,8 +120,9 @@ async function load() {
     const [markets, pools] = await Promise.all([getJson("/api/markets"), getJson("/api/markets/pools")]);
     const states = new Map(pools.pools.map((p) => [p.pool, p]));
     $("#markets-note").textContent = pools.unavailable
-      ? `Charts: ${pools.unavailable}.` : `Pool state at slot ${pools.slot}; refreshed every ${REFRESH_MS / 1000} s.`;
-    $("#markets-body").replaceChildren(...markets.pairs.map((p) => pairCard(p, states)));
+      ? `Charts: ${pools.unavailable}.`
+      : `Pool state at slot ${pools.slot}; refreshed every ${REFRESH_MS / 1000} s.${pools.tradesUnavailable ? ` Pool trades: ${pools.tradesUnavailable}.` : ""}`;
+    $("#markets-body").replaceChildren(...markets.pairs.map((p) => pairCard(p, states, pools.pools)));
   } catch (err) {
     $("#markets-body").replaceChildren(h("p", { class: "form-msg error" }, `Markets unavailable: ${err.message}`));
   }
