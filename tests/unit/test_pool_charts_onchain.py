@@ -3,7 +3,7 @@
 as the programs lay them out (a CP-Swap pool from the source layout, the real mainnet
 DLMM SOL/USDC pair checked against the independent ``meteora-dlmm`` oracle), the pools'
 trades from their history (``PoolTrades``), every answer validated against the OpenAPI
-document. The RPC is a small in-memory reader; tests/integration/test_pool_charts_onchain.py
+document. The RPC is a small in-memory reader; tests/integration/test_pool_charts_localnet.py
 runs the same on a real localnet process."""
 
 from __future__ import annotations
