@@ -54,6 +54,7 @@ from tests.soak_audit import (
     wallet_balances,
     wallet_history,
 )
+from tests.soak_mix import Market, parse_mix
 from tests.soak_stack import COMPONENTS, Stack
 from tests.soak_submit import Submitter, submit_all
 
@@ -160,6 +161,14 @@ async def journal_signatures(dsn: str) -> list[tuple[str, list[str]]]:
         return [(r[0], [r[1]]) for r in await cur.fetchall()]
 
 
+async def triggered_ids(dsn: str, ids: list[str]) -> set[str]:
+    """The orders whose ``triggered`` event the read model holds."""
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        cur = await conn.execute("SELECT DISTINCT order_id FROM order_events WHERE status = "
+                                 "'triggered' AND order_id = ANY(%s)", (ids,))
+        return {r[0] for r in await cur.fetchall()}
+
+
 async def known_http_ids(dsn: str, keys: list[str]) -> set[str]:
     async with await psycopg.AsyncConnection.connect(dsn) as conn:
         cur = await conn.execute("SELECT order_id FROM idempotency_keys WHERE key = ANY(%s)",
@@ -196,8 +205,13 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         supervisor = asyncio.create_task(stack.supervise(), name="soak-supervisor")
         killing = (asyncio.create_task(killer(stack, args, stop, events, t0))
                    if args.kill_every and args.kill else None)
+        market = Market(stack.c.venue, stack.c.rpc, stack.admin_token, args.mix, args.seed + 1,
+                        expire_s=args.expire_s, wait_s=args.wait_s)
         async with Submitter(stack, args.accept_timeout) as sub:
-            await submit_all(sub, args, tag)
+            try:
+                await submit_all(sub, args, tag, market)
+            finally:
+                await market.close()
             submitted_s = time.monotonic() - t0
             stop.set()
             if killing is not None:
@@ -224,16 +238,21 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             found: Any = await wait_until(stable, 30, "balances to hold still")
             after, history = found
             fresh = int((await rpc.get_genesis_hash()).value != genesis)
-        verdict = judge(ids, rows, history, before, after, known - set(ids))
+        verdict = judge(ids, rows, history, before, after, known - set(ids), market.plans,
+                        await triggered_ids(stack.dsn, ids))
         verdict.counts["fresh_chain"] = fresh
         verdict.counts["chain_history_unavailable"] = 0 if from_chain else 1
         for case in verdict.examples.get("doubled", []):
             slots = [s for _, s in case["landed"]]
             case["killsBefore"] = [e for e in events if e["slotAtKill"] is not None
                                    and e["slotAtKill"] <= max(slots)][-3:]
-        return report(args, stack, sub, verdict, rows, events,
+        result = report(args, stack, sub, verdict, rows, events,
                       {"submit": submitted_s, "drain": drained_s - submitted_s,
                        "total": time.monotonic() - t0}, before, after)
+        result["byKind"] = verdict.by_kind
+        result["market"] = {"trades": market.trades, "launched": market.launched,
+                            "cancels": market.cancels}
+        return result
     finally:
         stack.stop()
 
@@ -288,7 +307,13 @@ def summary(r: dict[str, Any]) -> str:
             f"{o['confirmed']} confirmed, {o['failed']} failed, {o['expired']} expired, "
             f"{r['chain']['landed_swaps']} "
             f"landed swaps on chain, {r['kills']['count']} kills {r['kills']['byComponent']}, "
-            f"{o['neverAccepted']} never accepted; failures: {bad}; {r['seconds']['total']}s")
+            f"{o['neverAccepted']} never accepted; failures: {bad}; {r['seconds']['total']}s"
+            + "".join(f"\n  {kind}: {_ends(ends)}" for kind, ends in sorted(r["byKind"].items())
+                      if kind != "market" or len(r["byKind"]) > 1))
+
+
+def _ends(ends: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(ends.items()))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -310,6 +335,13 @@ def parser() -> argparse.ArgumentParser:
                    "may wait through the kills and its own acceptance retries (the engine's "
                    "default of 60 s would expire orders held by outages; an expired order "
                    "must have no swap on chain either way)")
+    p.add_argument("--mix", type=parse_mix, default=parse_mix("market=1"),
+                   help="weights of the order types, e.g. market=70,limit=20,sniper=10 "
+                   "(see tests/soak_mix.py for the kinds of limit and sniper orders)")
+    p.add_argument("--wait-s", type=float, default=240,
+                   help="expiry of the limit and sniper orders meant to fill (seconds)")
+    p.add_argument("--expire-s", type=float, default=30,
+                   help="expiry of the limit and sniper orders meant to expire (seconds)")
     p.add_argument("--accept-timeout", type=float, default=120,
                    help="seconds one order is retried before it counts as never accepted")
     p.add_argument("--drain-timeout", type=float, default=300,

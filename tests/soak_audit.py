@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Commitment
@@ -163,6 +163,7 @@ async def wallet_balances(rpc: AsyncClient, wallet: Pubkey) -> dict[str, int]:
 class Verdict:
     counts: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[Any]] = field(default_factory=dict)
+    by_kind: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> end -> n
 
     def add(self, what: str, example: Any) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
@@ -176,17 +177,34 @@ FAILURES = ("lost", "stuck", "doubled", "failed_with_landed_swap",
             "expired_with_landed_swap", "cancelled_with_landed_swap", "swapped_not_confirmed",
             "confirmed_without_landed_swap", "confirmed_signature_mismatch",
             "confirmed_amount_mismatch", "swap_for_unknown_order", "landed_without_memo",
-            "unreconciled_mints")
+            "unreconciled_mints", "filled_below_limit", "swapped_without_trigger")
+
+
+class Planned(Protocol):
+    """What the soak asked of one order (``tests.soak_mix.Plan``)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def min_out(self) -> int | None: ...
+
+    @property
+    def conditional(self) -> bool: ...
 
 
 def judge(accepted: Iterable[str], read_model: Mapping[str, Mapping[str, Any]],
           history: list[WalletTx], before: Mapping[str, int], after: Mapping[str, int],
-          known: Iterable[str] = ()) -> Verdict:
+          known: Iterable[str] = (), plans: Mapping[str, Planned] | None = None,
+          triggered: Collection[str] = ()) -> Verdict:
     """Compare the chain (``history``, balances) with the read model for the accepted orders.
 
     ``read_model``: order id -> ``{"status", "signature", "tokenIn", "tokenOut", "amountIn",
     "amountOut"}``. ``known``: ids the soak submitted but never saw accepted (their swaps are
-    not "unknown", though they are not judged as accepted orders either).
+    not "unknown", though they are not judged as accepted orders either). ``plans``: what
+    each order asked for (its kind and least output: a swap that gave less, read from the
+    chain, is ``filled_below_limit``); ``triggered``: the conditional orders the read model
+    shows triggered (a conditional order's swap without a trigger is a failure).
     """
     v = Verdict()
     accepted = list(accepted)
@@ -236,6 +254,9 @@ def judge(accepted: Iterable[str], read_model: Mapping[str, Mapping[str, Any]],
                                                         "apiOut": row["amountOut"]})
         v.counts.setdefault(status, 0)
         v.counts[status] += 1
+        plan = (plans or {}).get(oid)
+        if plan is not None:
+            _judge_plan(v, plan, row, swaps, oid in triggered, case)
     expected: Counter[str] = Counter()
     for tx in history:
         if tx.err is None and tx.order_ids:
@@ -253,3 +274,26 @@ def judge(accepted: Iterable[str], read_model: Mapping[str, Mapping[str, Any]],
     for what in FAILURES:
         v.counts.setdefault(what, 0)
     return v
+
+
+def _judge_plan(v: Verdict, plan: Planned, row: Mapping[str, Any], swaps: list[WalletTx],
+                was_triggered: bool, case: dict[str, Any]) -> None:
+    """The checks of an order's own kind, and its line in ``by_kind``."""
+    ends = v.by_kind.setdefault(plan.kind, {})
+    ends[row["status"]] = ends.get(row["status"], 0) + 1
+    ends["landed_swaps"] = ends.get("landed_swaps", 0) + len(swaps)
+    if plan.conditional:
+        ends["triggered"] = ends.get("triggered", 0) + int(was_triggered)
+        if swaps and not was_triggered:
+            v.add("swapped_without_trigger", case)
+    if plan.min_out is None:
+        return
+    for tx in swaps:
+        got = tx.deltas.get(row["tokenOut"], 0)
+        if got < plan.min_out:
+            v.add("filled_below_limit", {**case, "minOut": plan.min_out, "chainOut": got,
+                                         "signature": tx.signature})
+        else:
+            # how far above its limit each fill landed, in bps of the limit (the worst)
+            bps = (got - plan.min_out) * 10_000 // plan.min_out
+            ends["worst_bps_above_min"] = min(ends.get("worst_bps_above_min", bps), bps)

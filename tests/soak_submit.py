@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import random
+import logging
 import time
-from decimal import Decimal
 from typing import Any
 
 import aiohttp
+import psycopg
 from aiokafka import AIOKafkaProducer
 
-from pipeline.tokens import SOL, USDC, USDT, token_by_mint
-from pipeline.wire import ExecuteOrder, now_ms
+from pipeline.tokens import SOL, USDC, USDT
+from pipeline.wire import ExecuteOrder
+from tests.helpers import wait_until
+from tests.soak_mix import Market
 from tests.soak_stack import Stack
+
+log = logging.getLogger("tests.soak")
 
 PAIRS = [(SOL.mint, USDC.mint, 100_000_000), (USDC.mint, SOL.mint, 7_000_000),
          (SOL.mint, USDT.mint, 50_000_000)]
@@ -72,7 +76,8 @@ class Submitter:
             await asyncio.sleep(RETRY_S)
         self.never.append({**what, "lastError": error[:200]})
 
-    async def kafka(self, order: ExecuteOrder) -> None:
+    async def kafka(self, order: ExecuteOrder) -> str | None:
+        """The order's id once accepted; None if it never was."""
         assert self.producer is not None
 
         async def attempt() -> tuple[bool, str]:
@@ -83,9 +88,12 @@ class Submitter:
             return True, ""
         self.known.add(order.order_id)
         await self._until_accepted(attempt, {"via": "kafka", "orderId": order.order_id})
+        return order.order_id if order.order_id in self.accepted else None
 
-    async def http(self, key: str, body: dict[str, Any]) -> None:
+    async def http(self, key: str, body: dict[str, Any]) -> str | None:
+        """The order's id once accepted; None if it never was."""
         url = f"{self.stack.http}/api/orders/execute"
+        accepted: list[str] = []
 
         async def attempt() -> tuple[bool, str]:
             assert self.session is not None
@@ -94,6 +102,7 @@ class Submitter:
                 answer = await resp.json(content_type=None)
                 if resp.status == 202:
                     self.accepted[answer["orderId"]] = "http"
+                    accepted.append(answer["orderId"])
                     return True, ""
                 if isinstance(answer, dict) and answer.get("orderId"):
                     self.known.add(answer["orderId"])
@@ -101,28 +110,58 @@ class Submitter:
                     return False, f"{resp.status} {answer}"
                 raise Refused(f"{resp.status} {answer}")
         await self._until_accepted(attempt, {"via": "http", "idempotencyKey": key})
+        return accepted[0] if accepted else None
 
 
-def http_body(tin: str, tout: str, amount: int) -> dict[str, Any]:
-    decimals = token_by_mint(tin).decimals  # type: ignore[union-attr]
-    ui = format(Decimal(amount).scaleb(-decimals), "f")
-    return {"tokenIn": tin, "tokenOut": tout, "amount": ui, "slippageBps": 300}
-
-
-async def submit_all(sub: Submitter, args: argparse.Namespace, tag: str) -> None:
-    rng = random.Random(args.seed + 1)
+async def submit_all(sub: Submitter, args: argparse.Namespace, tag: str, market: Market
+                     ) -> None:
+    """Submit ``args.orders`` orders of the mix; the trader lifts SOL halfway and at the end
+    (limit_move orders), the sniper tokens launch once their orders wait, and each
+    limit_cancel order is cancelled as soon as it is accepted."""
     gate = asyncio.Semaphore(128)
-    tasks = []
+    tasks, events = [], []
 
     async def one(i: int) -> None:
         async with gate:
-            tin, tout, amount = PAIRS[i % len(PAIRS)]
-            if rng.random() < args.http_share:
-                await sub.http(f"{tag}-{i}", http_body(tin, tout, amount + i))
+            plan = await market.plan(i, PAIRS[i % len(PAIRS)])
+            if market.rng.random() < args.http_share:
+                order_id = await sub.http(f"{tag}-{i}", plan.http_body())
             else:
-                await sub.kafka(ExecuteOrder(f"{tag}-{i:05d}", tin, tout, amount + i, 300,
-                                             now_ms(), "kafka"))
+                order_id = await sub.kafka(plan.command(f"{tag}-{i:05d}", "kafka"))
+        if order_id is not None:
+            market.plans[order_id] = plan
+            if plan.kind == "limit_cancel":
+                await market.cancel(sub.stack.http, order_id)
+    if market.conditional:
+        await market.fund_trader()
     for i in range(args.orders):
         tasks.append(asyncio.create_task(one(i)))
+        if i == args.orders // 2 and market.wants("limit_move"):
+            events.append(asyncio.create_task(market.lift_sol()))
         await asyncio.sleep(1 / args.rate)
-    await asyncio.gather(*tasks)
+    await asyncio.gather(*tasks, *events)
+    if market.wants("limit_move"):
+        await market.lift_sol()
+    launching = [oid for oid, p in market.plans.items() if p.kind == "sniper_launch"]
+    if launching:
+        await snipers_waiting(sub.stack.dsn, launching)
+        for mint in sorted({market.plans[oid].token_out for oid in launching}):
+            await market.launch(mint)
+
+
+async def snipers_waiting(dsn: str, ids: list[str], timeout: float = 60) -> None:
+    """Until each sniper order is past ``pending`` (open, or already ended): a pool launched
+    before its order opens is one its watch lists at start, never a launch."""
+    async def waiting() -> bool:
+        try:
+            async with await psycopg.AsyncConnection.connect(dsn, connect_timeout=3) as conn:
+                cur = await conn.execute("SELECT count(*) FROM orders WHERE order_id = ANY(%s) "
+                                         "AND status <> 'pending'", (ids,))
+                row = await cur.fetchone()
+        except psycopg.Error:
+            return False
+        return row is not None and row[0] == len(ids)
+    try:
+        await wait_until(waiting, timeout, "the sniper orders to wait open", interval=0.5)
+    except AssertionError as exc:
+        log.warning("launching anyway: %s", str(exc)[:200])
