@@ -23,11 +23,18 @@ from dataclasses import replace
 from enum import StrEnum
 
 from pipeline.errors import BrokerUnavailable, TransientError
-from pipeline.lifecycle import Order, OrderAccepted, OrderOpened, OrderStatus, apply
+from pipeline.lifecycle import (
+    AttemptRestarted,
+    Order,
+    OrderAccepted,
+    OrderOpened,
+    OrderStatus,
+    apply,
+)
 from pipeline.ports import Execution, JournalPort
 from pipeline.router import Quotes, Route, Router
 from pipeline.status_out import StatusPublisher
-from pipeline.wire import ExecuteOrder
+from pipeline.wire import ExecuteOrder, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +121,8 @@ class ConditionalSteps:
                                     "orders yet")
         new = status is OrderStatus.PENDING and ex.attempt == 1
         at = replace(base, status=None if new else status, attempt=ex.attempt)
+        if status not in (OrderStatus.PENDING, OrderStatus.OPEN):
+            at = await self._restart_lost(cmd, at)
         if at.status is None:
             at = apply(at, OrderAccepted())
             await self._status.announce(at, cmd)
@@ -126,3 +135,18 @@ class ConditionalSteps:
             await self._journal.release(cmd.order_id)
         await opener(cmd)
         return Parked.OPENED
+
+    async def _restart_lost(self, cmd: ExecuteOrder, at: Order) -> Order:
+        """A triggered order whose worker was lost mid-attempt (routing, building, or
+        submitted with nothing live: the executor checked) is back at ``pending`` with the
+        next attempt, to open again. Handed to the book at its old status, its trigger's
+        ``open -> triggered`` compare-and-set could never win: it would wait forever."""
+        code, message = "worker_lost", "the worker running this attempt stopped"
+        log.info("order %s: attempt %d ended at %s (%s); opening it again", cmd.order_id,
+                 at.attempt, at.status, code)
+        await self._journal.advance(cmd.order_id, status=OrderStatus.PENDING,
+                                    attempt=at.attempt + 1, retry_due_ms=now_ms(),
+                                    error=(code, message))
+        at = apply(at, AttemptRestarted(code, message, now_ms()))
+        await self._status.announce(at, cmd)
+        return at

@@ -146,6 +146,32 @@ async def test_a_limit_the_market_keeps_moving_back_from_never_fails_for_it() ->
     assert row.status is OrderStatus.OPEN and row.attempt == 6 and not row.terminal
     assert "failed" not in r.outbox.statuses("l-1") and r.venues.swaps_built == 0
 
+@pytest.mark.parametrize("lost_at", [OrderStatus.ROUTING, OrderStatus.BUILDING,
+                                     OrderStatus.SUBMITTED])
+async def test_a_triggered_order_whose_worker_was_lost_before_sending_opens_again(
+        lost_at: OrderStatus) -> None:
+    """The worker running a triggered order died while routing or building (or after
+    recording a transaction that can no longer land: nothing live):
+    the row is left at that status. The orphan sweep's run used to take it for an open
+    order redelivered, hand it to the book and release it, so the trigger's ``open ->
+    triggered`` compare-and-set could never win again: stuck, swept every few seconds
+    (found by the soak, a limit order left at ``routing``). The attempt is restarted and
+    the order opens again, to trade once when its trigger fires."""
+    r = crig()
+    cmd = limit_order()
+    await r.executor.run(cmd)
+    trigger(r, "l-1")
+    row = r.journal.state.rows["l-1"]
+    row.status = lost_at  # the lost worker's last journal write; its lease ran out
+    assert await r.executor.run(cmd) is Outcome.OPENED
+    assert (row.status, row.attempt, row.owner) == (OrderStatus.OPEN, 2, None)
+    assert r.opened == ["l-1", "l-1"] and r.venues.swaps_built == 0
+    assert r.outbox.statuses("l-1")[-2:] == ["pending", "open"]
+    trigger(r, "l-1")
+    assert await r.executor.run(cmd) is Outcome.CONFIRMED
+    assert r.venues.swaps_built == 1
+
+
 
 @given(st.integers(1, 10**15), st.integers(1, 10**15), st.integers(0, 5_000))
 def test_floor_slippage_is_the_largest_that_keeps_the_floor(
