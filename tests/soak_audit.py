@@ -284,6 +284,8 @@ def _judge_plan(v: Verdict, plan: Planned, row: Mapping[str, Any], swaps: list[W
     ends["landed_swaps"] = ends.get("landed_swaps", 0) + len(swaps)
     if plan.conditional:
         ends["triggered"] = ends.get("triggered", 0) + int(was_triggered)
+        if was_triggered and row["status"] != "confirmed":  # re-opened, or worse: look
+            ends["triggered_unfilled"] = ends.get("triggered_unfilled", 0) + 1
         if swaps and not was_triggered:
             v.add("swapped_without_trigger", case)
     if plan.min_out is None:

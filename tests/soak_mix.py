@@ -2,10 +2,11 @@
 decide the conditional ones.
 
 ``--mix market=70,limit=20,sniper=10`` (weights). A limit order is one of four kinds, in
-turn: ``limit_now`` (its limit 3 % under the market's quote: the market is already there),
-``limit_move`` (SOL sold 1 % above the quote: it fills only once a trader's real trade
-has lifted SOL on the CP-Swap pool), ``limit_never`` (three times the quote: it expires)
-and ``limit_cancel`` (as unreachable, cancelled by ``DELETE /api/orders/{id}``). A sniper
+turn: ``limit_now`` (10 % under the market's quote: there already, and still after the
+trader's lifts), ``limit_move`` (SOL sold 1 % above the quote: it fills only once a
+trader's real trade has lifted SOL on the CP-Swap pool), ``limit_never`` (three times the
+quote: it expires) and ``limit_cancel`` (as unreachable, cancelled by
+``DELETE /api/orders/{id}``). A sniper
 order (SOL into a token that does not exist yet) is ``sniper_launch`` (its token and
 CP-Swap pool are launched while the soak runs, ``POST /admin/pools``) or ``sniper_never``
 (its token never launches: it expires). Each limit's minimum output and each sniper's
@@ -194,7 +195,7 @@ class Market:
         else:
             tin, tout, amount = USDC.mint, SOL.mint, 15_000_000 + i
         out = await self.quote_out(tin, tout, amount)
-        factor = {"limit_now": (97, 100), "limit_move": (101, 100)}.get(sub, (3, 1))
+        factor = {"limit_now": (90, 100), "limit_move": (101, 100)}.get(sub, (3, 1))
         expires = {"limit_never": self.expire_s}.get(sub, self.wait_s)
         return Plan(sub, OrderType.LIMIT, tin, tout, amount,
                     out * factor[0] // factor[1], expires)
