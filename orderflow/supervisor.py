@@ -15,6 +15,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Sequence
 
 from orderflow.port_check import check_ports
 from orderflow.settings import Settings, redact
@@ -65,9 +66,31 @@ def run_up(settings: Settings) -> int:
             stack.stop()  # ingress, worker, localnet, postgres, broker
 
 
+VENUE_NAMES = {"raydium": "Raydium CP-Swap", "meteora": "Meteora DLMM"}
+
+
+def _pools_text(pools: Sequence[tuple[str, str]]) -> str:
+    return ", ".join(f"{VENUE_NAMES.get(v, v)} {addr}" for v, addr in pools)
+
+
+def venue_lines(settings: Settings, stack: Stack) -> list[str]:
+    """What the engine trades on: the venue API, or the programs' pools on chain (there
+    is no venue URL then, so printing it said "None")."""
+    localnet = stack.localnet is not None
+    if stack.engine_env:  # the localnet's market on the real programs
+        pools = [(v, a) for v, _, a in (p.partition("=")
+                                        for p in stack.engine_env["ORDERFLOW_POOLS"].split(","))]
+        return [f"  Venues             on-chain (localnet): {_pools_text(pools)}",
+                f"  Local market       {stack.venue_url}  (faucet and pool admin)"]
+    if settings.venues == "onchain":
+        where = "localnet" if localnet else settings.cluster
+        pools_text = _pools_text(settings.pools) or "no pools configured (ORDERFLOW_POOLS)"
+        return [f"  Venues             on-chain ({where}): {pools_text}"]
+    return [f"  Venue API          {stack.venue_url}" + ("  (local market)" if localnet else "")]
+
+
 def _print_urls(settings: Settings, stack: Stack) -> None:
     ui = stack.ingress_url
-    localnet = stack.localnet is not None
     lines = [
         "",
         "orderflow is up",
@@ -77,10 +100,8 @@ def _print_urls(settings: Settings, stack: Stack) -> None:
            if settings.worker_metrics_port else ""),
         f"  Kafka bootstrap    {stack.bootstrap}",
         f"  PostgreSQL         {redact(stack.database_url or '')}",
-        f"  Solana RPC         {stack.rpc_url}" + ("  (localnet)" if localnet else ""),
-        f"  Venue API          {stack.venue_url}" + ("  (local market)" if localnet else ""),
-        *([f"  Venues             on chain, the real programs' pools: "
-           f"{stack.engine_env['ORDERFLOW_POOLS']}"] if stack.engine_env else []),
+        f"  Solana RPC         {stack.rpc_url}" + ("  (localnet)" if stack.localnet else ""),
+        *venue_lines(settings, stack),
         f"  Wallet             {stack.wallet.pubkey()}",
         f"  Logs               {stack.logs}",
         "Press Ctrl-C to stop.",
