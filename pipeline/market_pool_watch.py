@@ -3,7 +3,9 @@
 The local market's pools are not program accounts, so there is nothing to
 ``programSubscribe`` to (``pipeline/pool_watch.py`` watches the real programs); the market
 lists every pool with the slot it was launched in (``createdSlot``). The watch reads the
-list once at start (those pools exist: never a launch) and then, while a sniper order
+list once at start (those pools exist: not a launch it saw; the launched ones among them
+are handed to ``on_listed``, new to an order accepted before their birth, see
+``pipeline/sniper.py``) and then, while a sniper order
 waits, every ``poll_s``: a pool it has not listed before is reported with its launch slot
 as the creation slot, and again whenever its state changes (a pool funded after its
 launch is seen funded), like the programs' watch.
@@ -29,6 +31,7 @@ from pipeline.venues.market_pools import MarketPool, MarketSnapshot
 
 log = logging.getLogger(__name__)
 OnPool = Callable[[NewPool], Awaitable[None]]
+OnListed = Callable[[list[NewPool]], Awaitable[None]]
 Snapshot = Callable[[], Awaitable[MarketSnapshot]]
 READ_ERRORS = (aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError)
 
@@ -46,23 +49,35 @@ class MarketPoolWatch:
         self.reads = 0
         self.seeded = asyncio.Event()
 
-    async def run(self, waiting: Callable[[], bool], on_pool: OnPool) -> None:
+    async def run(self, waiting: Callable[[], bool], on_pool: OnPool,
+                  on_listed: OnListed | None = None) -> None:
         """Until cancelled; reads only while ``waiting()`` (a sniper order is open)."""
         while True:
             try:
                 if self._existing is None:
-                    await self.seed()
+                    listed = await self.seed()
+                    if on_listed is not None:
+                        await on_listed(listed)
                 elif waiting():
                     await self.read_once(on_pool)
             except READ_ERRORS as exc:
                 log.warning("market pool watch: %r", exc)
             await asyncio.sleep(self._poll_s)
 
-    async def seed(self) -> None:
+    async def seed(self) -> list[NewPool]:
+        """The pools there at start; returns the launched ones (not genesis pools)."""
         snap = await self._snapshot()
         self.reads += 1
         self._existing = {p.amm_key for p in snap.pools}
+        listed = []
+        for pool in snap.pools:
+            if pool.created_slot > 0:
+                self.latest[pool.amm_key] = pool  # what the probe reads
+                listed.append(NewPool(pool.venue, pool.amm_key, pool.curve.mint_a,
+                                      pool.curve.mint_b, pool.vaults, pool.created_slot,
+                                      snap.slot, listed=True))
         self.seeded.set()
+        return listed
 
     async def read_once(self, on_pool: OnPool) -> int:
         """One read; report each new pool first seen or changed. Returns how many."""
@@ -72,6 +87,8 @@ class MarketPoolWatch:
         reported = 0
         for pool in snap.pools:
             if pool.amm_key in self._existing:
+                if pool.amm_key in self.latest:  # listed at start: its probe reads it
+                    self.latest[pool.amm_key] = pool
                 continue
             self.latest[pool.amm_key] = pool
             if self._reported.get(pool.amm_key) == pool.fingerprint:

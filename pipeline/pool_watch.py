@@ -2,10 +2,13 @@
 notifications (``programSubscribe`` on the cluster's PubSub), and probed for a sniper.
 
 The watch first lists the pools that already exist (``getProgramAccounts``, the same
-filters as the venues' discovery), then reports every notification of a pool that was not
-among them: its first notification is its creation (``created_slot``), later ones (the
-pool funded, traded) are reported again with the same creation slot, so a pair created
-empty and funded a moment later is seen funded. Decoding is the venue adapters' own
+filters as the venues' discovery): it records each in ``learnt`` (a worker started after a
+launch still routes a sniper triggered on that pool elsewhere) and hands them to
+``on_listed`` (one may have launched while this worker was down: new to a sniper accepted
+before its birth, see ``pipeline/sniper.py``); then it reports every notification of a
+pool that was not among them: its first notification is its creation (``created_slot``),
+later ones (the pool funded, traded) are reported again with the same creation slot, so a
+pair created empty and funded a moment later is seen funded. Decoding is the venue adapters' own
 (``pipeline/venues/raydium_cp.py``, ``pipeline/venues/meteora_dlmm.py``). Notifications are
 at ``confirmed``, the commitment the probe and the executor read at: a pool seen at
 ``processed`` is not yet there for them (one slot of latency for a quote that holds).
@@ -19,7 +22,7 @@ import contextlib
 import logging
 import struct
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
@@ -32,11 +35,13 @@ from pipeline.model import Venue
 from pipeline.sniper import NewPool, Probe
 from pipeline.venues import meteora_dlmm as dlmm
 from pipeline.venues import raydium_cp as ray
+from pipeline.venues.learnt_pools import LEARNT, LearntPools
 from pipeline.venues.onchain_pools import MeteoraDlmmPools, RaydiumCpPools
 from pipeline.venues.pools import ClusterTime
 
 log = logging.getLogger(__name__)
 OnPool = Callable[[NewPool], Awaitable[None]]
+OnListed = Callable[[list[NewPool]], Awaitable[None]]
 TOKEN_AMOUNT_OFFSET = 64
 
 
@@ -74,8 +79,9 @@ class WsPoolWatch:
     """``programSubscribe`` on each program over one WebSocket; see the module docstring."""
 
     def __init__(self, url: str, reader: AccountReader, programs: tuple[WatchedProgram, ...],
-                 *, commitment: str = "confirmed") -> None:
+                 *, commitment: str = "confirmed", learnt: LearntPools = LEARNT) -> None:
         self.url = url
+        self._learnt = learnt
         self._reader = reader
         self._programs = {str(p.program): p for p in programs}
         self._commitment = commitment
@@ -84,12 +90,22 @@ class WsPoolWatch:
         self.notifications = 0
         self.subscribed = asyncio.Event()
 
-    async def _seed(self) -> None:
+    async def seed(self) -> list[NewPool]:
+        """The pools there now (never reported to ``on_pool``), each learnt; returned as
+        listed, their creation unknown (0)."""
+        listed = []
         for p in self._programs.values():
             found = await self._reader.program_accounts(p.program, [{"dataSize": p.data_size}])
             self._existing.update(str(key) for key, _ in found)
+            for key, data in found:
+                pool = decode_pool(p.venue, str(key), data, 0)
+                if pool is not None:
+                    self._learnt.learn(p.program, key, Pubkey.from_string(pool.mint_a),
+                                       Pubkey.from_string(pool.mint_b))
+                    listed.append(replace(pool, listed=True))
+        return listed
 
-    async def run(self, on_pool: OnPool) -> None:
+    async def run(self, on_pool: OnPool, on_listed: OnListed | None = None) -> None:
         delay = 0.1
         async with aiohttp.ClientSession() as session:
             while True:
@@ -98,7 +114,9 @@ class WsPoolWatch:
                                                   max_msg_size=0) as ws:
                         subs = await self._subscribe(ws)
                         if not self._existing and not self._created:
-                            await self._seed()
+                            listed = await self.seed()
+                            if on_listed is not None:
+                                await on_listed(listed)
                         self.subscribed.set()
                         delay = 0.1
                         async for msg in ws:

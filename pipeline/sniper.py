@@ -9,6 +9,12 @@ as a limit order does, and the executor buys with the order's ``min_out`` (its m
 price) as the on-chain minimum. A sighting that fails a guard is refused with a reason
 (logged, and kept on the order's journal row) and the order keeps waiting: a pool that
 launches empty and is funded a few slots later is seen again when it is funded.
+
+A pool the watch found already there when it started (``listed``: a worker that was down
+or restarting when it launched) is new to an order only if it was born after the order
+was accepted: its birth (:class:`PoolBirths`, the block time of its creation slot, whole
+seconds rounded down) is later than the order's ``submittedAt``. Rounding down makes the
+comparison conservative: a pool born in the same second as the order is taken as older.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ class NewPool:
     vaults: tuple[str, str]  # the accounts holding mint_a's and mint_b's reserves
     created_slot: int  # the slot of its first notification: its creation
     seen_slot: int  # the slot of this notification
+    listed: bool = False  # there when the watch started: new only if born after the order
+    born_ms: int | None = None  # a listed pool's birth (block time, ms), None if unknown
 
     def has(self, token_in: str, token_out: str) -> bool:
         return {token_in, token_out} == {self.mint_a, self.mint_b}
@@ -50,6 +58,19 @@ class Probe:
     out: int
     impact_bps: int
     opens_in_s: int = 0  # the pool takes swaps only this many seconds from now
+
+
+class PoolBirths(Protocol):
+    async def birth(self, pool: NewPool) -> tuple[int, int] | None:
+        """(creation slot, that slot's block time in ms, rounded down to the second) of a
+        listed pool; None when the cluster cannot say (never new then)."""
+        ...
+
+
+def new_to(pool: NewPool, submitted_at_ms: int) -> bool:
+    """Whether ``pool`` appeared after an order accepted at ``submitted_at_ms``: every pool
+    the watch saw born live did; a listed one only if its known birth is later."""
+    return not pool.listed or (pool.born_ms is not None and pool.born_ms > submitted_at_ms)
 
 
 class PoolProbe(Protocol):
@@ -86,6 +107,7 @@ class OpenSniper:
     token_out: str
     amount_in: int
     terms: SniperTerms
+    submitted_at_ms: int = 0  # its acceptance: a listed pool born before it is not new
 
 
 class SniperBook:

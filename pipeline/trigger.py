@@ -21,7 +21,7 @@ import logging
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -31,7 +31,7 @@ from pipeline.errors import EngineUnavailable, InvalidOrder
 from pipeline.lifecycle import OrderTriggered
 from pipeline.model import OrderType
 from pipeline.price_feed import Pair, pair_of
-from pipeline.sniper import NewPool, OpenSniper, PoolProbe, SniperBook, refusal
+from pipeline.sniper import NewPool, OpenSniper, PoolBirths, PoolProbe, SniperBook, new_to, refusal
 from pipeline.tasks import spawn
 from pipeline.trigger_book import OpenLimit, TriggerBook, sweep
 from pipeline.trigger_curves import PairView
@@ -111,6 +111,8 @@ class TriggerEngine:
         self._pending_opens: set[str] = set()
         self._max_amount: dict[tuple[str, str], int] = {}  # never lowered: a probe size
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._listed: dict[frozenset[str], dict[str, NewPool]] = {}  # by pair, see on_listed
+        self._listed_via: tuple[PoolProbe, PoolBirths] | None = None
         self.stats = Stats()
 
     # ---- what the book holds ----
@@ -131,7 +133,8 @@ class TriggerEngine:
             self._max_amount[key] = max(self._max_amount.get(key, 0), cmd.amount_in)
         elif cmd.order_type is OrderType.SNIPER and cmd.sniper is not None:
             added = self.snipers.add(OpenSniper(cmd.order_id, cmd.token_in, cmd.token_out,
-                                                cmd.amount_in, cmd.sniper))
+                                                cmd.amount_in, cmd.sniper,
+                                                cmd.submitted_at_ms))
         else:
             return False
         if added and cmd.expires_at_ms is not None:
@@ -174,6 +177,9 @@ class TriggerEngine:
                 except EngineUnavailable as exc:  # as above; the row stays triggered
                     log.warning("order %s: not resumed now (%s); the orphan sweep or the "
                                 "next assignment runs it", cmd.order_id, exc)
+        # after the resumption above, so an order triggered here is not also resumed there
+        await self._check_listed([p for pair in self.snipers.pairs()
+                                  for p in self._listed.get(pair, {}).values()])
 
     async def _read_held(self, read: Callable[[], Awaitable[list[Any]]]) -> list[Any]:
         """``read()`` again until the journal answers: an assignment runs in faust's
@@ -235,6 +241,8 @@ class TriggerEngine:
         """A sighting of a new pool: each sniper order waiting for its pair is probed and
         guarded; the first sighting that passes its guards triggers it."""
         for order in self.snipers.waiting_for(pool):
+            if not new_to(pool, order.submitted_at_ms):
+                continue
             result = await probe.probe(pool, order.token_in, order.token_out, order.amount_in)
             if result.opens_in_s > 0:  # not open for swaps yet: look again when it is
                 self._look_again(pool, probe, result.opens_in_s)
@@ -261,6 +269,32 @@ class TriggerEngine:
                 continue
             self.stats.fired += 1
             await self._fire(command_of(won[0]), won[1], event)
+
+    async def on_listed(self, pools: Iterable[NewPool], probe: PoolProbe,
+                        births: PoolBirths) -> None:
+        """The pools the watch found already there at its start. One may have launched
+        while no worker watched (this one down, restarting): a sniper accepted before its
+        birth must still buy it (:func:`~pipeline.sniper.new_to`). Kept by pair, so the
+        orders an assignment loads later are checked against them too."""
+        self._listed_via = (probe, births)
+        pools = list(pools)
+        for p in pools:
+            self._listed.setdefault(frozenset((p.mint_a, p.mint_b)), {})[p.address] = p
+        await self._check_listed(pools)
+
+    async def _check_listed(self, pools: list[NewPool]) -> None:
+        """A sighting of each listed pool a sniper waits for, with its birth asked of the
+        cluster (only then: a listing can hold every pool of a program)."""
+        if self._listed_via is None:
+            return
+        probe, births = self._listed_via
+        for pool in pools:
+            if not self.snipers.waiting_for(pool):
+                continue
+            birth = await births.birth(pool)
+            if birth is not None:
+                await self.on_pool(replace(pool, created_slot=birth[0], born_ms=birth[1]),
+                                   probe)
 
     def _look_again(self, pool: NewPool, probe: PoolProbe, after_s: int) -> None:
         """One more sighting of ``pool`` once its opening time has come (a real wait: the

@@ -39,9 +39,11 @@ from pipeline.market_pool_watch import MarketPoolWatch, MarketProbe
 from pipeline.metrics import EngineMetrics
 from pipeline.model import Venue
 from pipeline.onchain_feed import OnchainPairsFeed
-from pipeline.pool_watch import OnchainProbe, WsPoolWatch, watched_programs
+from pipeline.pool_births import ChainBirths, RpcBlockTimes
+from pipeline.pool_watch import OnchainProbe, OnListed, WsPoolWatch, watched_programs
 from pipeline.price_feed import AccountWakeups, MarketPoolsFeed, PriceFeed
-from pipeline.sniper import NewPool
+from pipeline.sniper import NewPool, PoolProbe
+from pipeline.solana_rpc import RpcChain
 from pipeline.status_out import StatusPublisher
 from pipeline.tasks import spawn
 from pipeline.trigger import TriggerEngine, command_of, pair_key, partition_of
@@ -86,6 +88,7 @@ class TriggerService(Service):
         self.pool_watch: WsPoolWatch | None = None
         self.market_watch: MarketPoolWatch | None = None
         self._client: AsyncClient | None = None
+        self._chain: RpcChain | None = None  # signatures and block times: pools' births
 
     async def on_start(self) -> None:
         self._pool = AsyncConnectionPool(self.config.database_url, min_size=1, max_size=4,
@@ -152,7 +155,23 @@ class TriggerService(Service):
                 await trigger.on_pool(pool, probe)
             except Exception as exc:  # one bad sighting must not stop the watch
                 log.warning("new pool %s: %r", pool.address, exc)
-        await self.pool_watch.run(on_pool)
+        await self.pool_watch.run(on_pool, self._on_listed(trigger, probe))
+
+    def _on_listed(self, trigger: TriggerEngine, probe: PoolProbe) -> OnListed:
+        """The pools a watch found at its start, to the trigger engine with their births."""
+        births = ChainBirths(self._rpc_chain(), RpcBlockTimes(self._rpc_chain().client))
+
+        async def on_listed(pools: list[NewPool]) -> None:
+            try:
+                await trigger.on_listed(pools, probe, births)
+            except Exception as exc:  # the watch goes on; these pools stay unbought
+                log.warning("pools listed at start: %r", exc)
+        return on_listed
+
+    def _rpc_chain(self) -> RpcChain:
+        if self._chain is None:
+            self._chain = RpcChain(self.config.solana_rpc_url)
+        return self._chain
 
     async def _watch_market_pools(self, trigger: TriggerEngine, venue_url: str) -> None:
         """Sniper orders on the local market: its pool list, read while one waits."""
@@ -165,9 +184,12 @@ class TriggerService(Service):
                 await trigger.on_pool(pool, probe)
             except Exception as exc:  # one bad sighting must not stop the watch
                 log.warning("new pool %s: %r", pool.address, exc)
-        await self.market_watch.run(lambda: len(trigger.snipers) > 0, on_pool)
+        await self.market_watch.run(lambda: len(trigger.snipers) > 0, on_pool,
+                                    self._on_listed(trigger, probe))
 
     async def on_stop(self) -> None:
+        if self._chain is not None:
+            await self._chain.close()
         if self._client is not None:
             await self._client.close()
         if self._session is not None:

@@ -300,3 +300,65 @@ async def test_assign_survives_a_broker_outage_while_resuming_a_triggered_order(
     await r.engine.assign({0})
     assert "sol-usdc-1" in r.engine.book
     assert r.store.rows["crashed-1"][0] == "triggered"
+
+
+# ---- pools that launched while no watch was running (a worker down or restarting) ----
+
+class Births:
+    """The cluster's answer for a listed pool's birth: (creation slot, block time ms)."""
+
+    def __init__(self, births: dict[str, tuple[int, int] | None]) -> None:
+        self.births = births
+        self.asked: list[str] = []
+
+    async def birth(self, pool: NewPool) -> tuple[int, int] | None:
+        self.asked.append(pool.address)
+        return self.births.get(pool.address)
+
+
+def listed(address: str, seen: int = 103) -> NewPool:
+    return NewPool(Venue.RAYDIUM, address, NEW_TOKEN, SOL.mint, ("vault-new", "vault-sol"),
+                   0, seen, listed=True)
+
+
+GOOD = Probe(quote_liquidity=50 * ONE_SOL, out=10**9, impact_bps=90)
+
+
+async def test_a_pool_listed_at_start_fires_a_sniper_only_if_born_after_its_acceptance(
+        ) -> None:
+    r = Rig()
+    cmd = sniper("snipe-0010")
+    r.open(cmd)
+    births = Births({"Older111": (90, cmd.submitted_at_ms - 1_000),
+                     "Unknown1": None,
+                     "Newer111": (100, cmd.submitted_at_ms + 1_000)})
+    await r.engine.on_listed([listed("Older111"), listed("Unknown1")], FixedProbe(GOOD),
+                             births)
+    assert r.fired == [] and "snipe-0010" in r.engine.snipers  # born before: not new
+    await r.engine.on_listed([listed("Newer111")], FixedProbe(GOOD), births)
+    (oid, event), = r.fired
+    assert oid == "snipe-0010" and event.pool == "Newer111" and event.pool_slot == 100
+    assert event.slot == 103
+
+
+async def test_a_listed_pool_born_after_the_order_is_still_held_to_its_maximum_delay(
+        ) -> None:
+    r = Rig()
+    cmd = sniper("snipe-0011", max_delay=2)
+    r.open(cmd)
+    births = Births({"Newer111": (100, cmd.submitted_at_ms + 1_000)})
+    await r.engine.on_listed([listed("Newer111", seen=103)], FixedProbe(GOOD), births)
+    assert r.fired == []
+    (_, why), = r.store.refusals
+    assert "past the order's maximum delay of 2" in why
+
+
+async def test_orders_loaded_after_the_listing_are_checked_against_it() -> None:
+    r = Rig()
+    cmd = sniper("snipe-0012")
+    r.store.put(cmd)  # in the journal; the book is rebuilt after the watch listed
+    births = Births({"Newer111": (100, cmd.submitted_at_ms + 1_000)})
+    await r.engine.on_listed([listed("Newer111")], FixedProbe(GOOD), births)
+    assert r.fired == [] and births.asked == []  # nothing waits yet: no lookup
+    await r.engine.assign(None)
+    assert [o for o, _ in r.fired] == ["snipe-0012"]
