@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -18,7 +18,7 @@ from aiohttp import web
 from ingress.order_request import order_from_document
 from ingress.quote_view import amount, preview, preview_view, quote_view, rate
 from ingress.responses import error_response, json_response
-from pipeline.errors import InvalidOrder
+from pipeline.errors import InvalidOrder, NoRoute
 from pipeline.router import Router
 from pipeline.tokens import KNOWN_TOKENS, Token, to_ui
 from pipeline.venue_set import VenueSet
@@ -147,5 +147,18 @@ class MarketApi:
                           "contextSlot": view["contextSlot"]})
         return {"base": base.symbol, "quote": quote.symbol,
                 "referenceIn": amount(reference, base.mint), "pools": pools,
-                "errors": [{"venue": v, "error": e} for v, e in quotes.errors]}
+                **pair_state(pools, quotes.errors)}
+
+
+def pair_state(pools: list[dict[str, Any]],
+               errors: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """A venue without a pool for the pair is not an error (the router says ``no_route``):
+    ``state`` is ``ok`` (some pool quotes), ``no_pool`` (no venue has one) or
+    ``unavailable`` (a venue that may have one failed); ``noPool`` lists the venues without
+    a pool, ``errors`` only the real failures."""
+    no_pool = [v for v, e in errors if e.startswith(f"{NoRoute.default_code}:")]
+    failed = [{"venue": v, "error": e} for v, e in errors
+              if not e.startswith(f"{NoRoute.default_code}:")]
+    state = "ok" if pools else ("unavailable" if failed else "no_pool")
+    return {"state": state, "noPool": no_pool, "errors": failed}
 

@@ -55,7 +55,8 @@ def order_summary(order: OrderRecord) -> dict[str, Any]:
         "expectedOut": order.expected_out,
         "minOut": order.min_out,
         "slippageBps": order.slippage_bps,
-        "venue": order.venue,
+        "venue": order.venue,  # the larger leg's; ``route`` has both legs of a split
+        "route": order.route,
         "executedPrice": order.executed_price,
         "txHash": order.tx_signature,
         "slot": order.slot,
@@ -77,5 +78,5 @@ def event_view(event: StatusEvent) -> dict[str, Any]:
 
 def order_detail(order: OrderRecord, events: list[StatusEvent]) -> dict[str, Any]:
     ordered = sorted(events, key=lambda e: (e.rank, e.ts_ms))
-    return {**order_summary(order), "quotes": order.quotes or [], "route": order.route,
+    return {**order_summary(order), "quotes": order.quotes or [],
             "events": [event_view(e) for e in ordered]}

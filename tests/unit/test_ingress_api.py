@@ -26,6 +26,7 @@ from tests.unit.test_ingress_fakes import (
     lifecycle,
     record,
 )
+from tests.unit.test_ingress_openapi import validate_response
 
 ingress = fakes.ingress
 
@@ -58,6 +59,27 @@ async def test_order_detail_has_tokens_amounts_and_ordered_events(ingress: Ingre
         "pending", "routing", "building", "submitted", "confirmed"]
     assert doc["events"][0] == {"eventId": f"{oid}:1:pending", "status": "pending",
                                 "attempt": 1, "ts": "2023-11-14T22:13:20.010Z", "data": {}}
+
+
+SPLIT_ROUTE = {"version": 1, "split": True, "legs": [
+    {"venue": "meteora", "pool": "dlmm-pair", "amountIn": 1_320_000_000,
+     "expectedOut": 198_000_000, "minOut": 197_000_000, "fractionBps": 8800},
+    {"venue": "raydium", "pool": "cp-pool", "amountIn": 180_000_000,
+     "expectedOut": 27_000_000, "minOut": 26_800_000, "fractionBps": 1200}]}
+
+
+async def test_the_listing_carries_a_split_orders_route(ingress: Ingress) -> None:
+    # the list's venue is the larger leg's; the page labels a split from the route
+    ingress.store.orders["order-split"] = record(
+        "order-split", status="confirmed", venue="meteora", route=SPLIT_ROUTE)
+    ingress.store.orders["order-single"] = record("order-single", status="pending")
+    status, doc = await get(ingress, "/api/orders")
+    assert status == 200
+    by_id = {o["orderId"]: o for o in doc["orders"]}
+    assert by_id["order-split"]["route"] == SPLIT_ROUTE
+    assert by_id["order-split"]["venue"] == "meteora"
+    assert by_id["order-single"]["route"] is None
+    validate_response("/api/orders", "get", status, doc)
 
 
 async def test_failed_order_shows_its_error(ingress: Ingress) -> None:

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from ingress.app import RUNNER_OPTIONS, build_app
 from ingress.hub import StatusHub
-from ingress.market_api import MarketApi
+from ingress.market_api import MarketApi, pair_state
 from ingress.quote_view import SIGNATURE_FEE_LAMPORTS
 from pipeline.errors import NoRoute
 from pipeline.guards import PriceLimits
@@ -225,7 +225,12 @@ async def test_markets_show_each_venues_pool_and_price(client: TestClient[Any, A
     ray = next(p for p in sol_usdc["pools"] if p["venue"] == "raydium")
     assert ray["pool"] == "raydium-pool" and ray["price"]["unit"] == "USDC per SOL"
     usdc_usdt = next(p for p in doc["pairs"] if p["base"] == "USDC")
-    assert usdc_usdt["pools"] == [] and len(usdc_usdt["errors"]) == 2
+    # no venue has a USDC/USDT pool: a state, not two raw no_route errors with mints
+    assert (usdc_usdt["state"], usdc_usdt["pools"], usdc_usdt["errors"]) == (
+        "no_pool", [], [])
+    assert sorted(usdc_usdt["noPool"]) == ["meteora", "raydium"]
+    assert (sol_usdc["state"], sol_usdc["noPool"]) == ("ok", [])
+    validate_response("/api/markets", "get", status, doc)
     status, doc = await get(client, "/api/markets?pair=SOL")
     assert (status, doc["error"]["code"]) == (400, "unknown_parameter")
 
@@ -237,3 +242,11 @@ async def test_without_venues_the_market_routes_say_so() -> None:
                     "/api/markets"):
             status, doc = await get(c, url)
             assert (status, doc["error"]["code"]) == (503, "not_configured"), url
+
+
+def test_a_failing_venue_is_unavailable_not_a_missing_pool() -> None:
+    errors = (("raydium", "venue_unavailable: rpc timed out"),
+              ("meteora", "no_route: no meteora pool can swap 1 of A for B"))
+    assert pair_state([], errors) == {
+        "state": "unavailable", "noPool": ["meteora"],
+        "errors": [{"venue": "raydium", "error": "venue_unavailable: rpc timed out"}]}

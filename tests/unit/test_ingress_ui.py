@@ -232,6 +232,19 @@ assert.equal(timers.length, 0);  // stopping does not reconnect
   assert.equal(ui.errorText("quote_deviation", "raydium 2% from meteora"),
                "Quote deviates from the market: raydium 2% from meteora (quote_deviation)");
   assert.equal(ui.errorText("something_new", "msg"), "something_new: msg");
+  // ---- a split order names both legs, wherever a venue is shown ----
+  const split = { venue: "meteora", route: { split: true, legs: [
+    { venue: "raydium", fractionBps: 1150 }, { venue: "meteora", fractionBps: 8850 }] } };
+  assert.equal(ui.venueLabel(split), "split: meteora 88.5% / raydium 11.5%");
+  assert.equal(ui.venueLabel({ venue: "meteora", route: { legs: [
+    { venue: "meteora", fractionBps: 8800 }, { venue: "raydium", fractionBps: 1200 }] } }),
+               "split: meteora 88% / raydium 12%");
+  assert.equal(ui.venueLabel({ venue: "raydium", route: { legs: [{ venue: "raydium" }] } }),
+               "raydium");
+  assert.equal(ui.venueLabel({ venue: null, route: null }), "—");
+  const splitCsv = ui.toCsv([{ ...split, orderId: "o2", status: "confirmed",
+                              tokenIn: { symbol: "SOL" }, tokenOut: { symbol: "USDC" } }]);
+  assert.ok(splitCsv.includes(",meteora,split: meteora 88.5% / raydium 11.5%,"));
   console.log("ui ok");
 })().catch((err) => { console.error(err); process.exit(1); });
 """

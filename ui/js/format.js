@@ -62,6 +62,16 @@ export function bps(value) {
   return `${value > 0 ? "+" : ""}${value} bps`;
 }
 
+// Where an order traded: its venue, or for a split both legs with their share of the input
+// ("split: meteora 88% / raydium 12%"); the order's own `venue` is only the larger leg's.
+export function venueLabel(order) {
+  const legs = (order && order.route && order.route.legs) || [];
+  if (legs.length < 2) return (order && order.venue) || (legs[0] && legs[0].venue) || "—";
+  const share = (b) => `${b % 100 === 0 ? b / 100 : (b / 100).toFixed(1)}%`;
+  return `split: ${[...legs].sort((x, y) => y.fractionBps - x.fractionBps)
+    .map((l) => `${l.venue} ${share(l.fractionBps)}`).join(" / ")}`;
+}
+
 export function shortKey(key, head = 4, tail = 4) {
   if (!key) return "—";
   return key.length > head + tail + 1 ? `${key.slice(0, head)}…${key.slice(-tail)}` : key;

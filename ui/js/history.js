@@ -3,7 +3,7 @@
 
 import { deleteJson, getJson } from "./api.js";
 import { $, $$, badge, h, toast } from "./dom.js";
-import { dateTime, errorText, errorTitle, pretty, shortKey, toUi, token } from "./format.js";
+import { dateTime, errorText, errorTitle, pretty, shortKey, toUi, token, venueLabel } from "./format.js";
 import { txLink } from "./order_view.js";
 
 const CSV_MAX_ROWS = 10000;
@@ -31,7 +31,7 @@ const SORTERS = {
   pair: pair,
   amountIn: (o) => BigInt(o.amountIn ?? 0),
   amountOut: (o) => BigInt(o.amountOut ?? -1),
-  venue: (o) => o.venue || "",
+  venue: (o) => venueLabel(o),
   status: (o) => o.status,
 };
 
@@ -52,7 +52,7 @@ function row(o) {
     h("td", {}, pair(o)),
     h("td", { class: "num" }, `${pretty(o.amountInUi)} ${o.tokenIn.symbol || ""}`),
     h("td", { class: "num" }, o.amountOutUi ? `${pretty(o.amountOutUi)} ${o.tokenOut.symbol || ""}` : "—"),
-    h("td", {}, o.venue || "—"),
+    h("td", {}, venueLabel(o)),
     h("td", { title: o.error ? errorText(o.error.code, o.error.message) : "" }, badge(o.status),
       o.error ? h("small", { class: "muted reason" }, ` ${errorTitle(o.error.code)}`) : ""),
     h("td", {}, sig ? txLink(sig, deps.info(), shortKey(sig, 6, 6)) : "—"));
@@ -165,12 +165,13 @@ function csvCell(v) {
 export function toCsv(orders) {
   const cols = ["orderId", "submittedAt", "type", "status", "tokenIn", "tokenOut", "amountIn",
                 "amountInUi", "amountOut", "amountOutUi", "expectedOut", "minOut", "venue",
-                "executedPrice", "txHash", "slot", "error"];
+                "route", "executedPrice", "txHash", "slot", "error"];
   const lines = [cols.join(",")];
   for (const o of orders) {
     lines.push([o.orderId, o.submittedAt, o.type || "market", o.status, o.tokenIn.symbol || o.tokenIn.mint,
                 o.tokenOut.symbol || o.tokenOut.mint, o.amountIn, o.amountInUi, o.amountOut, o.amountOutUi,
-                o.expectedOut, o.minOut, o.venue, o.executedPrice, o.txHash, o.slot,
+                o.expectedOut, o.minOut, o.venue,
+                o.route && o.route.legs.length > 1 ? venueLabel(o) : "", o.executedPrice, o.txHash, o.slot,
                 o.error ? o.error.code : ""].map(csvCell).join(","));
   }
   return `${lines.join("\n")}\n`;

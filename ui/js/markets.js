@@ -4,7 +4,7 @@
 
 import { getJson } from "./api.js";
 import { $, h } from "./dom.js";
-import { pct, pretty, shortKey, time, toUi } from "./format.js";
+import { pct, pretty, shortKey, time, toUi, venueLabel } from "./format.js";
 import { cpmmChart, dlmmChart } from "./charts.js";
 
 const REFRESH_MS = 4000;
@@ -84,9 +84,19 @@ function poolTrades(pair, pools) {
       : h("p", { class: "empty" }, "No trades in these pools' recent transactions."));
 }
 
+// A pair no enabled venue has a pool for: nothing to trade, said as an empty state.
+function noPoolCard(pair) {
+  const venues = (pair.noPool || []).join(" or ") || "any enabled venue";
+  return h("section", { class: "card pair", dataset: { pair: `${pair.base}/${pair.quote}`, state: "no_pool" } },
+    h("h2", {}, `${pair.base} / ${pair.quote}`),
+    h("p", { class: "empty" }, `No pool: ${venues} has no ${pair.base}/${pair.quote} pool, so there is nothing to quote or trade here. `
+      + "Trade a pair above that has one, or create a pool for this pair on a venue."));
+}
+
 function pairCard(pair, states, all) {
   const listed = new Set(pair.pools.map((p) => p.pool));
   const extra = all.filter((s) => pairOf(s, pair) && !listed.has(s.pool));
+  if (pair.state === "no_pool" && !extra.length) return noPoolCard(pair);
   const shownPools = [...pair.pools.map((p) => states.get(p.pool)).filter(Boolean), ...extra];
   const rows = pair.pools.map((p) => {
     const s = states.get(p.pool);
@@ -110,7 +120,7 @@ function pairCard(pair, states, all) {
         h("th", { scope: "col", class: "num" }, `Price per ${pair.base}`), h("th", { scope: "col" }, "Liquidity"),
         h("th", { scope: "col", class: "num" }, `Fee on 1 ${pair.base}`), h("th", { scope: "col", class: "num" }, "Impact"))),
       h("tbody", {}, rows))),
-    pair.errors.length ? h("p", { class: "form-msg error" }, pair.errors.map((e) => `${e.venue}: ${JSON.stringify(e.error)}`).join("; ")) : "",
+    pair.errors.length ? h("p", { class: "form-msg error" }, `Unavailable: ${pair.errors.map((e) => `${e.venue}: ${e.error}`).join("; ")}`) : "",
     h("div", { class: "charts" }, charts),
     poolTrades(pair, shownPools));
 }
@@ -135,7 +145,7 @@ async function load() {
       h("td", { class: "num" }, `${pretty(o.amountInUi)} ${o.tokenIn.symbol}`),
       h("td", { class: "num" }, `${pretty(o.amountOutUi)} ${o.tokenOut.symbol}`),
       h("td", { class: "num" }, pretty(o.executedPrice, 6)),
-      h("td", {}, o.venue || "—"))));
+      h("td", {}, venueLabel(o)))));
     $("#trades-empty").hidden = trades.length > 0;
   } catch (_) {
     $("#trades-empty").hidden = false;

@@ -3,7 +3,7 @@
 
 import { ApiError, getJson } from "./api.js";
 import { $, badge, copyButton, facts, h } from "./dom.js";
-import { bps, diffBps, errorText, pct, pretty, shortKey, toUi, token } from "./format.js";
+import { bps, diffBps, errorText, pct, pretty, shortKey, toUi, token, venueLabel } from "./format.js";
 import { TERMINAL } from "./store.js";
 
 const PATHS = {
@@ -88,7 +88,7 @@ function render(detail, info) {
     ["Received", detail.amountOutUi ? `${pretty(detail.amountOutUi)} ${out.symbol}` : "—"],
     ["Received vs expected", diff === null ? "—" : bps(diff)],
     ["Price", detail.executedPrice ? `${pretty(detail.executedPrice)} ${out.symbol} per ${tin.symbol}` : "—"],
-    ["Venue", detail.venue || "—"],
+    ["Venue", venueLabel(detail)],
     ["Slot", detail.slot ?? "—"],
     detail.error ? ["Error", errorText(detail.error.code, detail.error.message)] : null,
     detail.terms && detail.terms.limit ? ["Limit", `≥ ${pretty(detail.terms.limit.minAmountOutUi)} ${out.symbol} (${detail.terms.limit.limitPrice || "exact"} ${out.symbol} per ${tin.symbol})`] : null,
