@@ -4,21 +4,9 @@ traceback in a log file after the rest has started)."""
 
 from __future__ import annotations
 
-import socket
-
+from orderflow.embedded.processes import bindable
 from orderflow.settings import Settings
 from pipeline.errors import ConfigError
-
-
-def bindable(host: str, port: int) -> bool:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def fixed_ports(settings: Settings) -> list[tuple[int, str]]:
@@ -36,5 +24,5 @@ def check_ports(settings: Settings) -> None:
     """:class:`ConfigError` ``port 3000 is in use; set ORDERFLOW_HTTP_PORT`` for the first
     fixed port that is taken."""
     for port, name in fixed_ports(settings):
-        if not bindable(settings.http_host, port):
+        if not bindable(settings.http_host, port, reuse_addr=True):
             raise ConfigError(message=f"port {port} is in use; set {name}")

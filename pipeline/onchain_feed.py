@@ -17,7 +17,6 @@ requires:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import logging
@@ -33,7 +32,7 @@ from dexmath import dlmm as dlmm_math
 from pipeline.accounts import AccountReader
 from pipeline.errors import OrderflowError
 from pipeline.model import Venue
-from pipeline.price_feed import AccountWakeups, OnView, Pair
+from pipeline.price_feed import AccountWakeups, OnView, Pair, run_feed
 from pipeline.trigger_curves import Curve, PairView
 from pipeline.venues import meteora_dlmm as dlmm
 from pipeline.venues import raydium_cp as ray
@@ -133,26 +132,9 @@ class OnchainPairsFeed:
         self.reads = 0
 
     async def run(self, pairs: Callable[[], Collection[Pair]], on_view: OnView) -> None:
-        wake_task = None
-        if self._wakeups is not None:
-            wake_task = asyncio.ensure_future(self._wakeups.run())
-        try:
-            while True:
-                try:
-                    await self.read_once(pairs(), on_view)
-                except (OrderflowError, OSError, ValueError) as exc:
-                    log.warning("on-chain pools feed: %r", exc)
-                if self._wakeups is None:
-                    await asyncio.sleep(self._poll_s)
-                    continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeups.changed.wait(), self._poll_s)
-                self._wakeups.changed.clear()
-        finally:
-            if wake_task is not None:
-                wake_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await wake_task
+        await run_feed(lambda: self.read_once(pairs(), on_view), wakeups=self._wakeups,
+                       poll_s=self._poll_s, what="on-chain pools feed",
+                       errors=(OrderflowError, OSError, ValueError))
 
     async def read_once(self, wanted: Collection[Pair], on_view: OnView) -> int:
         """Read every wanted pair's pools; report those whose accounts changed (or not

@@ -120,6 +120,32 @@ class AccountWakeups:
                 self._subscribed.add(account)
 
 
+async def run_feed(read: Callable[[], Awaitable[object]], *, wakeups: AccountWakeups | None,
+                   poll_s: float, what: str,
+                   errors: tuple[type[BaseException], ...]) -> None:
+    """A feed's loop, until cancelled: ``read()``, then wait for a vault's account
+    notification (``wakeups``) or ``poll_s``, whichever comes first; a failed read is
+    logged and read again at the next turn."""
+    wake_task = None if wakeups is None else asyncio.ensure_future(wakeups.run())
+    try:
+        while True:
+            try:
+                await read()
+            except errors as exc:
+                log.warning("%s: %r", what, exc)
+            if wakeups is None:
+                await asyncio.sleep(poll_s)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wakeups.changed.wait(), poll_s)
+            wakeups.changed.clear()
+    finally:
+        if wake_task is not None:
+            wake_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await wake_task
+
+
 class MarketPoolsFeed:
     """:class:`PriceFeed` over the local market's API (see the module docstring)."""
 
@@ -143,30 +169,11 @@ class MarketPoolsFeed:
         return parse_pools(doc)
 
     async def run(self, pairs: Callable[[], Collection[Pair]], on_view: OnView) -> None:
-        wake_task = None
-        if self._wakeups is not None:
-            wake_task = asyncio.ensure_future(self._wakeups.run())
-        try:
-            while True:
-                try:
-                    await self.read_once(pairs(), on_view)
-                except (aiohttp.ClientError, OSError, TimeoutError, ValueError,
-                        KeyError) as exc:
-                    log.warning("market pools feed %s: %r", self._url, exc)
-                await self._wait()
-        finally:
-            if wake_task is not None:
-                wake_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await wake_task
+        await run_feed(lambda: self.read_once(pairs(), on_view), wakeups=self._wakeups,
+                       poll_s=self._poll_s, what=f"market pools feed {self._url}",
+                       errors=(aiohttp.ClientError, OSError, TimeoutError, ValueError,
+                               KeyError))
 
-    async def _wait(self) -> None:
-        if self._wakeups is None:
-            await asyncio.sleep(self._poll_s)
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeups.changed.wait(), self._poll_s)
-        self._wakeups.changed.clear()
 
     async def read_once(self, wanted: Collection[Pair], on_view: OnView) -> int:
         """One read of every pool; report the wanted pairs that changed. Returns how many

@@ -236,16 +236,21 @@ def free_port(host: str = "127.0.0.1", *, span: int = 1) -> int:
     for _ in range(1_000):
         first = rng.randrange(_PORT_RANGE[0], _PORT_RANGE[1] - span)
         ports = range(first, first + span)
-        if any(p in _handed_out for p in ports) or not all(_bindable(host, p)
-                                                             for p in ports):
+        if any(p in _handed_out for p in ports) or not all(bindable(host, p)
+                                                            for p in ports):
             continue
         _handed_out.update(ports)
         return first
     raise OSError(f"no {span} free consecutive TCP ports on {host} in {_PORT_RANGE}")
 
 
-def _bindable(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+def bindable(host: str, port: int, *, reuse_addr: bool = False) -> bool:
+    """Whether a TCP listener could bind ``host:port`` now; ``reuse_addr`` as servers such
+    as aiohttp bind (a port in TIME_WAIT counts as free)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        if reuse_addr:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

@@ -29,7 +29,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import sys
 import time
 import urllib.error
@@ -37,7 +36,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from orderflow.embedded.processes import EmbeddedError, EmbeddedProcess, spawn_child
+from orderflow.embedded.processes import EmbeddedError, EmbeddedProcess, bindable, spawn_child
 
 log = logging.getLogger("orderflow.embedded")
 
@@ -96,15 +95,6 @@ def _credentials(root: Path) -> tuple[str, str]:
     return access, secret
 
 
-def _bindable(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 def _port_pairs(host: str, n: int) -> list[int]:
     """``n`` distinct ports ``p`` with ``p`` and ``p + 10000`` free a moment ago."""
     chosen: list[int] = []
@@ -113,7 +103,7 @@ def _port_pairs(host: str, n: int) -> list[int]:
         taken = {q for c in chosen for q in (c, c + _GRPC_OFFSET)}
         if {p, p + _GRPC_OFFSET} & taken:
             continue
-        if _bindable(host, p) and _bindable(host, p + _GRPC_OFFSET):
+        if bindable(host, p) and bindable(host, p + _GRPC_OFFSET):
             chosen.append(p)
     return chosen
 

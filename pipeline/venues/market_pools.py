@@ -85,13 +85,13 @@ def parse_pools(doc: dict[str, Any]) -> MarketSnapshot:
     for p in doc["pools"]:
         curve: Curve
         if "cpmm" in p:
-            curve = _cpmm(p)
+            curve, venue = _cpmm(p), Venue.RAYDIUM
         elif "dlmm" in p:
-            curve = _dlmm(p, now)
+            curve, venue = _dlmm(p, now), Venue.METEORA
         else:
             continue
         pools.append(MarketPool(p["ammKey"], (p["vaultX"], p["vaultY"]), curve,
-                                _fingerprint(p), Venue.RAYDIUM if "cpmm" in p
-                                else Venue.METEORA, (int(p["reserveX"]), int(p["reserveY"])),
+                                _fingerprint(p), venue,
+                                (int(p["reserveX"]), int(p["reserveY"])),
                                 int(p.get("createdSlot", 0))))
     return MarketSnapshot(tuple(pools), int(doc["contextSlot"]), now)
