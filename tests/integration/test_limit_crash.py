@@ -9,8 +9,6 @@ the order confirms with exactly one transaction on chain, no worse than its limi
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -18,23 +16,10 @@ import pytest
 from pipeline.model import LimitTerms, OrderType
 from pipeline.tokens import SOL, USDC
 from pipeline.wire import ExecuteOrder, now_ms
-from sinks.migrate import migrate
 from tests.cluster import Cluster, reconcile
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def cluster(own_broker: str, own_database_url: str,
-                  tmp_path: Path) -> AsyncIterator[Cluster]:
-    await migrate(own_database_url)
-    c = Cluster(own_broker, own_database_url, tmp_path)
-    await c.start_localnet()
-    try:
-        yield c
-    finally:
-        c.stop()
 
 
 async def row(database_url: str, order_id: str) -> tuple[str, int] | None:

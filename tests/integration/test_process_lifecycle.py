@@ -37,18 +37,6 @@ def order(tag: str) -> ExecuteOrder:
 
 
 @pytest.fixture
-async def cluster(own_broker: str, own_database_url: str,
-                  tmp_path: Path) -> AsyncIterator[Cluster]:
-    await migrate(own_database_url)
-    c = Cluster(own_broker, own_database_url, tmp_path)
-    await c.start_localnet()
-    try:
-        yield c
-    finally:
-        c.stop()
-
-
-@pytest.fixture
 async def slow_cluster(own_broker: str, own_database_url: str,
                        tmp_path: Path) -> AsyncIterator[Cluster]:
     """200 ms slots: a transaction that never lands keeps its order in flight ~30 s."""

@@ -12,9 +12,7 @@ amounts plus the fees of the transactions that landed.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,25 +21,10 @@ import pytest
 
 from pipeline.tokens import SOL, USDC, USDT
 from pipeline.wire import ExecuteOrder, now_ms
-from sinks.migrate import migrate
 from tests.cluster import Cluster, reconcile
 from tests.helpers import TcpProxy, read_dead_letters, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def cluster(own_broker: str, own_database_url: str,
-                  tmp_path: Path) -> AsyncIterator[Cluster]:
-    # Its own broker and database: a worker resumes every unfinished order it can see, so
-    # orders other tests left behind would run here, with this test's wallet.
-    await migrate(own_database_url)
-    c = Cluster(own_broker, own_database_url, tmp_path)
-    await c.start_localnet()
-    try:
-        yield c
-    finally:
-        c.stop()
 
 
 def orders(n: int, tag: str) -> list[ExecuteOrder]:

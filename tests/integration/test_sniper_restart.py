@@ -14,8 +14,6 @@ import json
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,25 +22,12 @@ from solders.keypair import Keypair
 from pipeline.model import OrderType, SniperTerms
 from pipeline.tokens import SOL
 from pipeline.wire import ExecuteOrder, now_ms
-from sinks.migrate import migrate
 from tests.cluster import Cluster
 from tests.helpers import wait_until
 from tests.integration.test_limit_crash import row
 
 pytestmark = pytest.mark.integration
 MIN_TOKENS = 400 * 10**6  # at most 0.00125 SOL per token (6 decimals); the pool asks 0.001
-
-
-@pytest.fixture
-async def cluster(own_broker: str, own_database_url: str,
-                  tmp_path: Path) -> AsyncIterator[Cluster]:
-    await migrate(own_database_url)
-    c = Cluster(own_broker, own_database_url, tmp_path)
-    await c.start_localnet()
-    try:
-        yield c
-    finally:
-        c.stop()
 
 
 def create_pool(c: Cluster, mint: str, depth: int) -> dict[str, Any]:
